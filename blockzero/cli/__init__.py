@@ -1,0 +1,18 @@
+"""The `blockzero` command. Each command group lives in its own module and is registered here."""
+
+import typer
+
+from blockzero import __version__
+
+app = typer.Typer(
+    name="blockzero",
+    help="BlockZero: train a Mixture-of-Experts model on a Bittensor subnet.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the package version."""
+    typer.echo(__version__)

@@ -1,0 +1,1 @@
+"""Pure rules every node computes alike. Nothing here does I/O."""
