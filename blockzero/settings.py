@@ -1,0 +1,271 @@
+"""Node settings: one typed tree, filled from four layers in one place, `load_settings`.
+
+Precedence, highest first: command-line flag > `BLOCKZERO_*` environment variable > YAML config
+file > default. Every leaf `section.field` of `Settings` is reachable in each layer:
+
+    file:  wallet: {name: alice}
+    env:   BLOCKZERO_WALLET__NAME=alice
+    flag:  --wallet.name alice   (or --wallet.name=alice; a bool flag alone means true)
+
+plus the Bittensor spellings in `_ALIASES` (`--netuid`, `--subtensor.network`,
+`--subtensor.chain_endpoint`) and `--network NAME`, where `local` selects the embedded chain and
+hub and anything else a Bittensor network with the Hugging Face hub. Flags apply left to right,
+so a later flag overrides an earlier one. Unknown keys in any layer are errors that name the key
+and where it came from. Loading reads the config file and nothing else: no mkdir, no environment
+writes, paths kept as given (`~` is expanded by whoever opens them).
+
+Adding a section is one line in `Settings`; its fields get a file key, a variable and a flag.
+"""
+
+import difflib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from blockzero.protocol.config import ProtocolConfig
+from blockzero.protocol.version import PROTOCOL_VERSION
+
+ENV_PREFIX = "BLOCKZERO_"
+_NAME = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used, e.g. `unknown setting 'wallet.nme' (flag --wallet.nme)`."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NetworkSettings(_Section):
+    """Which chain: the embedded local one, or Bittensor (`name` or an explicit `endpoint`)."""
+
+    backend: Literal["local", "bittensor"] = "local"
+    netuid: int = Field(default=1, ge=0, le=65535)
+    name: Literal["finney", "test", "local", "archive", "devnet"] = "finney"
+    endpoint: str | None = Field(default=None, pattern=r"^wss?://\S+$")
+
+
+class WalletSettings(_Section):
+    """A Bittensor wallet: `<path>/<name>/hotkeys/<hotkey>`, so names must be plain file names."""
+
+    name: str = Field(default="default", pattern=f"^{_NAME}$")
+    hotkey: str = Field(default="default", pattern=f"^{_NAME}$")
+    path: Path = Path("~/.bittensor/wallets")
+
+
+class HubSettings(_Section):
+    """Where files go: a local directory hub, or Hugging Face (`endpoint` None: its default)."""
+
+    backend: Literal["local", "hf"] = "local"
+    local_root: Path = Path("~/.blockzero/hub")
+    endpoint: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    repo_owner: str | None = Field(default=None, pattern=f"^{_NAME}$")
+
+
+class PathsSettings(_Section):
+    work_dir: Path = Path("~/.blockzero")
+
+
+class ProtocolSettings(_Section):
+    """`path` None: the built-in protocol, identical to `configs/protocol.yaml`."""
+
+    path: Path | None = None
+
+
+class LoggingSettings(_Section):
+    debug: bool = False
+
+
+class Settings(BaseModel):
+    """Everything a node is told at start. One line per section."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    network: NetworkSettings = NetworkSettings()
+    wallet: WalletSettings = WalletSettings()
+    hub: HubSettings = HubSettings()
+    paths: PathsSettings = PathsSettings()
+    protocol: ProtocolSettings = ProtocolSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @field_validator("network")
+    @classmethod
+    def _netuid_explicit_on_bittensor(cls, network: NetworkSettings) -> NetworkSettings:
+        # The default netuid suits the local chain; on a real network it would be someone else's.
+        if network.backend == "bittensor" and "netuid" not in network.model_fields_set:
+            raise ValueError(
+                "network.netuid must be set for the bittensor backend "
+                "(--netuid N, BLOCKZERO_NETWORK__NETUID or network.netuid in the config file)"
+            )
+        return network
+
+
+def _network_preset(name: str) -> dict[str, str]:
+    if name == "local":
+        return {"network.backend": "local", "hub.backend": "local"}
+    return {"network.backend": "bittensor", "network.name": name, "hub.backend": "hf"}
+
+
+_ALIASES: dict[str, Callable[[str], dict[str, str]]] = {
+    "--network": _network_preset,
+    "--netuid": lambda v: {"network.netuid": v},
+    "--subtensor.network": lambda v: {"network.backend": "bittensor", "network.name": v},
+    "--subtensor.chain_endpoint": lambda v: {"network.backend": "bittensor", "network.endpoint": v},
+}
+
+_Layer = dict[str, tuple[Any, str]]
+"""Dotted key -> (value, where it came from)."""
+
+
+def load_settings(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_path: Path | str | None = None,
+) -> Settings:
+    """Settings from flags, environment and config file; pure given its inputs.
+
+    `None` means none of that layer: pass `sys.argv[1:]` and `os.environ` explicitly. A
+    `--config PATH` flag replaces `config_path`. Raises `SettingsError` naming the bad key.
+    """
+    leaves = _leaves(Settings)
+    flags, flag_config = _flag_layer(list(argv or []), leaves)
+    path = flag_config or config_path
+    merged: _Layer = {}
+    if path is not None:
+        merged |= _file_layer(Path(path), leaves)
+    merged |= _env_layer(env or {}, leaves)
+    merged |= flags
+    return _validate(merged)
+
+
+def load_protocol_config(settings: Settings) -> ProtocolConfig:
+    """The protocol file named in settings, or the built-in protocol when none is named."""
+    path = settings.protocol.path
+    if path is None:
+        return ProtocolConfig(version=PROTOCOL_VERSION)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise SettingsError(f"cannot read protocol config {path}: {e}") from e
+    try:
+        return ProtocolConfig.model_validate(data, context={"source": str(path)})
+    except ValidationError as e:
+        raise SettingsError(f"invalid protocol config {path}:\n{_describe(e, {})}") from e
+
+
+def _leaves(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
+    """Every settable dotted key, mapped to its annotation."""
+    out: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out |= _leaves(ann, f"{prefix}{name}.")
+        else:
+            out[f"{prefix}{name}"] = ann
+    return out
+
+
+def _unknown(key: str, source: str, known: Sequence[str]) -> SettingsError:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return SettingsError(f"unknown setting {key!r} ({source}){hint}")
+
+
+def _flag_layer(argv: list[str], leaves: Mapping[str, Any]) -> tuple[_Layer, str | None]:
+    layer: _Layer = {}
+    config: str | None = None
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if not token.startswith("--"):
+            raise SettingsError(f"unexpected argument {token!r}: settings are --key value flags")
+        flag, eq, value = token.partition("=")
+        key = flag[2:]
+        if flag != "--config" and flag not in _ALIASES and key not in leaves:
+            known = ["config", *(a[2:] for a in _ALIASES), *leaves]
+            raise _unknown(key, f"flag {flag}", known)
+        if not eq:
+            if leaves.get(key) is bool:
+                value = "true"
+            elif i < len(argv) and not argv[i].startswith("--"):
+                value = argv[i]
+                i += 1
+            else:
+                raise SettingsError(f"flag {flag} needs a value")
+        if flag == "--config":
+            config = value
+        elif flag in _ALIASES:
+            layer |= {k: (v, f"flag {flag}") for k, v in _ALIASES[flag](value).items()}
+        else:
+            layer[key] = (value, f"flag {flag}")
+    return layer, config
+
+
+def _env_layer(env: Mapping[str, str], leaves: Mapping[str, Any]) -> _Layer:
+    layer: _Layer = {}
+    for var, value in env.items():
+        if not var.startswith(ENV_PREFIX):
+            continue
+        key = ".".join(var[len(ENV_PREFIX) :].lower().split("__"))
+        if key not in leaves:
+            known = [ENV_PREFIX + k.upper().replace(".", "__") for k in leaves]
+            raise _unknown(var, "environment variable", known)
+        layer[key] = (value, f"environment variable {var}")
+    return layer
+
+
+def _file_layer(path: Path, leaves: Mapping[str, Any]) -> _Layer:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise SettingsError(f"cannot read config file {path}: {e}") from e
+    layer: _Layer = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if not isinstance(node, dict):
+            raise SettingsError(f"config file {path}: {prefix or 'top level'} must be a mapping")
+        for name, value in node.items():
+            key = f"{prefix}{name}"
+            if key in leaves:
+                layer[key] = (value, f"config file {path}")
+            elif any(k.startswith(f"{key}.") for k in leaves):
+                walk(value, f"{key}.")
+            else:
+                raise _unknown(key, f"config file {path}", list(leaves))
+
+    walk(data, "")
+    return layer
+
+
+def _validate(layer: _Layer) -> Settings:
+    nested: dict[str, Any] = {}
+    for key, (value, _) in layer.items():
+        *parents, leaf = key.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        return Settings.model_validate(nested)
+    except ValidationError as e:
+        raise SettingsError(f"invalid settings:\n{_describe(e, layer)}") from e
+
+
+def _describe(error: ValidationError, layer: _Layer) -> str:
+    """One line per problem: the key, the value given, where it came from, what is wrong."""
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(p) for p in problem["loc"])
+        msg = re.sub(r"^Value error, ", "", problem["msg"])
+        if key in layer:
+            value, source = layer[key]
+            lines.append(f"  {key} = {value!r} ({source}): {msg}")
+        else:
+            lines.append(f"  {key}: {msg}" if key else f"  {msg}")
+    return "\n".join(lines)
