@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from bittensor import sp_core
-from pydantic import BaseModel, ConfigDict, Field
 
 from blockzero.chain.consensus import incentive, validator_permits
 from blockzero.chain.errors import (
@@ -36,6 +35,7 @@ from blockzero.chain.errors import (
     NotRegistered,
     RateLimited,
 )
+from blockzero.chain.local_schema import SCHEMA, SCHEMA_VERSION, SubnetParams
 from blockzero.chain.port import (
     Commitment,
     Metagraph,
@@ -49,66 +49,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 DEFAULT_BLOCK_TIME_S = 12.0
 COMMITMENT_SPACE_PER_EPOCH = 3100
 """``Commitments::MaxSpace``: bytes a hotkey may commit per epoch."""
 COMMITMENT_MIN_CHARGE = 100
 """Each commitment is charged at least this many bytes against the quota."""
 RAO_PER_UNIT = 10**9
-
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE subnets (
-    netuid INTEGER PRIMARY KEY,
-    tempo INTEGER NOT NULL,
-    weights_rate_limit INTEGER NOT NULL,
-    max_validators INTEGER NOT NULL
-);
-CREATE TABLE neurons (
-    netuid INTEGER NOT NULL REFERENCES subnets(netuid),
-    uid INTEGER NOT NULL,
-    hotkey TEXT NOT NULL,
-    coldkey TEXT,
-    stake_rao INTEGER NOT NULL DEFAULT 0,
-    registered_at INTEGER NOT NULL,
-    last_update INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (netuid, uid),
-    UNIQUE (netuid, hotkey)
-);
-CREATE TABLE commitments (
-    netuid INTEGER NOT NULL,
-    hotkey TEXT NOT NULL,
-    data TEXT NOT NULL,
-    block INTEGER NOT NULL,
-    PRIMARY KEY (netuid, hotkey)
-);
-CREATE TABLE commitment_space (
-    netuid INTEGER NOT NULL,
-    hotkey TEXT NOT NULL,
-    epoch INTEGER NOT NULL,
-    used INTEGER NOT NULL,
-    PRIMARY KEY (netuid, hotkey)
-);
-CREATE TABLE weights (
-    netuid INTEGER NOT NULL,
-    uid INTEGER NOT NULL,
-    dest INTEGER NOT NULL,
-    weight REAL NOT NULL,
-    PRIMARY KEY (netuid, uid, dest)
-);
-"""
-
-
-class SubnetParams(BaseModel):
-    """Per-subnet rules of the local chain (defaults follow common subtensor values)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    netuid: int = Field(ge=0)
-    tempo: int = Field(default=360, gt=0, description="Blocks per epoch (commitment quota reset).")
-    weights_rate_limit: int = Field(default=100, ge=0, description="Blocks between weight sets.")
-    max_validators: int = Field(default=64, gt=0, description="Permits go to the top-N by stake.")
 
 
 def _hotkey_of(wallet: Wallet) -> str:
@@ -187,7 +133,7 @@ class LocalChain:
         db = sqlite3.connect(tmp, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+            db.executescript(SCHEMA)
             meta = {
                 "schema_version": str(SCHEMA_VERSION),
                 "chain_id": uuid.uuid4().hex,

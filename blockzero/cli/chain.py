@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from blockzero.chain.errors import ChainError
-from blockzero.chain.local_chain import DEFAULT_BLOCK_TIME_S, LocalChain, SubnetParams
+from blockzero.chain.local_chain import DEFAULT_BLOCK_TIME_S, LocalChain
+from blockzero.chain.local_schema import SubnetParams
 from blockzero.chain.port import Chain
 
 app = typer.Typer(

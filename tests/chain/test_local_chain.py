@@ -20,8 +20,8 @@ from blockzero.chain.local_chain import (
     COMMITMENT_MIN_CHARGE,
     COMMITMENT_SPACE_PER_EPOCH,
     LocalChain,
-    SubnetParams,
 )
+from blockzero.chain.local_schema import SubnetParams
 from blockzero.chain.port import MAX_COMMITMENT_BYTES
 
 GENESIS = 1_000_000.0

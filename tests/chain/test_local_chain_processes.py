@@ -12,7 +12,8 @@ from pathlib import Path
 import bittensor as bt
 
 import blockzero
-from blockzero.chain.local_chain import LocalChain, SubnetParams
+from blockzero.chain.local_chain import LocalChain
+from blockzero.chain.local_schema import SubnetParams
 
 NETUID = 1
 WORKERS = 4
