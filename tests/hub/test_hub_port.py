@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fake_hf import install_transport
 
 from blockzero.hub import InvalidPath, InvalidRepoId, InvalidRevision, LocalHub
 from blockzero.hub.hf_hub import HfHub
 from blockzero.hub.port import validate_path, validate_repo_id, validate_revision
-
-from fake_hf import install_transport
 
 SHA = "a" * 40
 BAD_REPO_IDS = [
@@ -40,7 +39,9 @@ def test_bad_repo_ids_rejected(repo_id: str) -> None:
         validate_repo_id(repo_id)
 
 
-@pytest.mark.parametrize("repo_id", ["a/b", "miner1/moe-group-0", "Org_1/model.v2", "o/" + "a" * 96])
+@pytest.mark.parametrize(
+    "repo_id", ["a/b", "miner1/moe-group-0", "Org_1/model.v2", "o/" + "a" * 96]
+)
 def test_good_repo_ids_accepted(repo_id: str) -> None:
     assert validate_repo_id(repo_id) == repo_id
 

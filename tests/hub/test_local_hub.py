@@ -10,12 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hub_writer
 import pytest
 
 import blockzero
 from blockzero.hub import FileNotFound, HubRefused, LocalHub, RevisionNotFound, TooLarge
-
-import hub_writer
 
 REPO = "miner1/moe-group-0"
 WRITER = Path(hub_writer.__file__)
