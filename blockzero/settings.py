@@ -227,15 +227,15 @@ def _file_layer(path: Path, leaves: Mapping[str, Any]) -> _Layer:
         raise SettingsError(f"cannot read config file {path}: {e}") from e
     layer: _Layer = {}
 
-    def walk(node: Any, prefix: str) -> None:
+    def walk(node: Any, section: str) -> None:
         if not isinstance(node, dict):
-            raise SettingsError(f"config file {path}: {prefix or 'top level'} must be a mapping")
+            raise SettingsError(f"config file {path}: {section or 'top level'} must be a mapping")
         for name, value in node.items():
-            key = f"{prefix}{name}"
+            key = f"{section}.{name}" if section else str(name)
             if key in leaves:
                 layer[key] = (value, f"config file {path}")
             elif any(k.startswith(f"{key}.") for k in leaves):
-                walk(value, f"{key}.")
+                walk(value, key)
             else:
                 raise _unknown(key, f"config file {path}", list(leaves))
 
