@@ -1,0 +1,1 @@
+"""Tokenizer, domain corpora, the train / held-out split, and seeded batches."""

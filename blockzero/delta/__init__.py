@@ -1,0 +1,1 @@
+"""Pseudo-gradients: compute them, write and verify submission files, and apply the outer step."""

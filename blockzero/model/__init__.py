@@ -1,0 +1,1 @@
+"""Load MoE models, know where their experts live, and train one expert group of them."""
