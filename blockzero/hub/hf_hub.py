@@ -93,9 +93,7 @@ class HfHub:
         If every file is byte-identical to the head, huggingface_hub makes no commit and returns
         the head's sha (its message is then not ``message``).
         """
-        validate_upload(repo_id, files, message)
-        if parent is not None:
-            validate_revision(parent)
+        validate_upload(repo_id, files, message, parent)
         operations = [
             CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(local))
             for path, local in sorted(files.items())
@@ -145,7 +143,7 @@ class HfHub:
         ):
             if response.status_code >= 400:
                 hf_raise_for_status(_bounded_error_response(response))
-            declared = int(response.headers.get("Content-Length", "0") or 0)
+            declared = _declared_size(response)
             if declared > max_bytes:
                 raise TooLarge(
                     f"server declares {declared} bytes, over the cap of {max_bytes}",
@@ -169,6 +167,13 @@ class HfHub:
         with _hub_errors(repo_id=repo_id):
             commits = self._api.list_repo_commits(repo_id, repo_type=self._repo_type)
         return [Revision(sha=c.commit_id, message=c.title, timestamp=c.created_at) for c in commits]
+
+
+def _declared_size(response: httpx2.Response) -> int:
+    """``Content-Length`` of the response, 0 when absent or not a number (then only streaming
+    enforces the cap)."""
+    value = response.headers.get("Content-Length", "")
+    return int(value) if value.isdigit() else 0
 
 
 def _bounded_error_response(response: httpx2.Response) -> httpx2.Response:

@@ -71,7 +71,7 @@ class LocalHub:
         parent: str | None = None,
     ) -> str:
         """Stage the files, then move them into place and onto the head in one locked step."""
-        validate_upload(repo_id, files, message)
+        validate_upload(repo_id, files, message, parent)
         repo = self._existing_repo(repo_id)
         staging = Path(tempfile.mkdtemp(dir=repo / "staging"))
         staging.chmod(0o755)  # mkdtemp makes it 0o700; committed revisions are world-readable

@@ -120,9 +120,13 @@ def validate_revision(revision: str) -> str:
     return revision
 
 
-def validate_upload(repo_id: str, files: Mapping[str, Path], message: str) -> None:
-    """Check an upload's names before any I/O: repo id, every path, no file-vs-folder clash."""
+def validate_upload(
+    repo_id: str, files: Mapping[str, Path], message: str, parent: str | None
+) -> None:
+    """Check an upload's names before any I/O: repo id, parent sha, every path, no clashes."""
     validate_repo_id(repo_id)
+    if parent is not None:
+        validate_revision(parent)
     if not files:
         raise ValueError("an upload needs at least one file")
     if not message.strip():

@@ -71,6 +71,7 @@ def _bad_calls(tmp_path: Path) -> list:
         (InvalidRepoId, lambda hub: hub.upload("nope", {"f": local}, "m")),
         (InvalidPath, lambda hub: hub.upload("o/r", {"../f": local}, "m")),
         (InvalidPath, lambda hub: hub.upload("o/r", {"a": local, "a/b": local}, "m")),
+        (InvalidRevision, lambda hub: hub.upload("o/r", {"f": local}, "m", parent="main")),
         (InvalidPath, lambda hub: _download(hub, "o/r", "/etc/passwd", SHA, tmp_path)),
         (InvalidPath, lambda hub: _download(hub, "o/r", "a\\..\\b", SHA, tmp_path)),
         (InvalidRevision, lambda hub: _download(hub, "o/r", "f", "main", tmp_path)),
