@@ -4,7 +4,8 @@ Injected through the SDK's own seam (``bt.Subtensor("local", substrate=fake)``),
 above the transport (intents, preflight, decoding) is the SDK's real code. Storage is a dict of
 decoded values; ``submit`` applies the two extrinsics BlockZero sends (``set_commitment`` and
 ``set_mechanism_weights``) with the chain checks our tests rely on. ``fail(method, *errors)``
-queues exceptions that the next calls of ``method`` raise, to simulate RPC failures.
+queues exceptions that the next calls of ``method`` raise, to simulate RPC failures, and
+``refusals`` queues chain error names that the next submissions fail with.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class FakeSubstrate:
         self.submissions: list[dict[str, Any]] = []
         self.calls: defaultdict[str, int] = defaultdict(int)
         self._failures: defaultdict[str, list[Exception]] = defaultdict(list)
+        self.refusals: list[str] = []
 
     # --- test controls --------------------------------------------------------------
     def seed(self, module: str, item: str, params: list, value: Any) -> None:
@@ -107,7 +109,7 @@ class FakeSubstrate:
         _module, function, params = tuple(call)
         signer = keypair.ss58_address
         self.submissions.append({"function": function, "params": params, "signer": signer})
-        error = self._apply(function, params, signer)
+        error = self.refusals.pop(0) if self.refusals else self._apply(function, params, signer)
         if error is not None:
             return ExtrinsicResult(success=False, message=error, error=ChainError(error, error))
         self.block += 1

@@ -160,6 +160,41 @@ def test_set_weights_too_soon_is_rate_limited(
     assert fake.submissions == []
 
 
+@pytest.mark.parametrize(
+    ("refusal", "expected"),
+    [
+        ("SpaceLimitExceeded", RateLimited),
+        ("SettingWeightsTooFast", RateLimited),
+        ("IncorrectWeightVersionKey", ChainRefused),
+    ],
+)
+def test_refused_extrinsics_map_to_port_errors(
+    chain: BittensorChain,
+    fake: FakeSubstrate,
+    wallets: list[bt.Wallet],
+    refusal: str,
+    expected: type[Exception],
+) -> None:
+    fake.refusals.append(refusal)
+    with pytest.raises(expected, match=refusal) as info:
+        if refusal == "SpaceLimitExceeded":
+            chain.publish_commitment(wallets[1], "hello")
+        else:
+            chain.set_weights(wallets[0], [1], [1.0])
+    assert type(info.value) is expected
+    assert isinstance(info.value.__cause__, bt.ChainError)
+
+
+def test_wait_for_block_polls_the_head(chain: BittensorChain, fake: FakeSubstrate) -> None:
+    def next_block(_seconds: float) -> None:
+        fake.block += 1
+
+    chain._sleep = next_block
+    assert chain.wait_for_block(1003) == 1003
+    with pytest.raises(TimeoutError):
+        chain.wait_for_block(10**9, timeout=0.05)
+
+
 def test_rpc_error_is_retried_then_succeeds(chain: BittensorChain, fake: FakeSubstrate) -> None:
     sleeps: list[float] = []
     chain._sleep = sleeps.append
