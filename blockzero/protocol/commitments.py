@@ -150,19 +150,17 @@ def max_repo_id_length(cls: type[_Commitment]) -> int:
 
 def decode(text: str | bytes) -> Commitment:
     """Parse a chain commitment, or raise `CommitmentRejected(reason)`."""
-    if isinstance(text, bytes):
-        if len(text) > MAX_COMMITMENT_BYTES:
-            raise CommitmentRejected(f"oversize ({len(text)} > {MAX_COMMITMENT_BYTES} bytes)")
-        try:
-            text = text.decode("ascii")
-        except UnicodeDecodeError:
-            raise CommitmentRejected("not printable ASCII") from None
-    if not isinstance(text, str):
+    if not isinstance(text, str | bytes):
         raise CommitmentRejected(f"not text but {type(text).__name__}")
     if not text:
         raise CommitmentRejected("empty")
     if len(text) > MAX_COMMITMENT_BYTES:
         raise CommitmentRejected(f"oversize ({len(text)} > {MAX_COMMITMENT_BYTES} bytes)")
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("ascii")
+        except UnicodeDecodeError:
+            raise CommitmentRejected("not printable ASCII") from None
     if not (text.isascii() and text.isprintable()) or " " in text:
         raise CommitmentRejected("not printable ASCII without spaces")
     head, *fields = text.split(":")

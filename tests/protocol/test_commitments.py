@@ -89,6 +89,7 @@ def test_digest_binds_file_hotkey_and_cycle() -> None:
 
 BAD = [
     ("", "empty"),
+    (123, "not text but int"),
     ("bz1h:1:" + "A" * 200, "oversize"),
     (b"bz1h:1:\xff", "not printable ASCII"),
     (f"bz1h:1:{SHA_B64}\n", "not printable ASCII"),
