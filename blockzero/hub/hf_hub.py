@@ -136,7 +136,9 @@ class HfHub:
             get_session().stream(
                 "GET",
                 url,
-                headers=build_hf_headers(token=self._token),
+                # identity + iter_raw: the cap counts bytes on the wire, and a compressed body
+                # cannot inflate past it in memory (a gzipped reply then fails its hash check).
+                headers={**build_hf_headers(token=self._token), "Accept-Encoding": "identity"},
                 timeout=timeout_s,
                 follow_redirects=True,
             ) as response,
@@ -152,7 +154,7 @@ class HfHub:
                     **where,
                 )
             path = write_capped(
-                response.iter_bytes(),
+                response.iter_raw(),
                 Path(dest_dir) / filename,
                 max_bytes=max_bytes,
                 deadline=deadline,

@@ -106,9 +106,10 @@ class FakeHf:
             return _error(404, "RevisionNotFound", "Invalid rev id")
         if filename not in commit.files:
             return _error(404, "EntryNotFound", "Entry not found")
-        return httpx2.Response(
-            200, headers={"X-Repo-Commit": commit.sha}, content=commit.files[filename]
-        )
+        data = commit.files[filename]
+        # An iterator body is streamed like a real socket (a bytes body arrives pre-read).
+        headers = {"X-Repo-Commit": commit.sha, "Content-Length": str(len(data))}
+        return httpx2.Response(200, headers=headers, content=iter([data]))
 
 
 def _sha(*parts: str) -> str:

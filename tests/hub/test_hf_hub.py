@@ -122,10 +122,13 @@ def test_declared_size_over_cap_is_refused_before_the_body(
     assert _leftovers(dest) == []
 
 
-def test_lying_server_is_cut_off_at_the_cap(fake: FakeHf, hub: HfHub, tmp_path: Path) -> None:
+@pytest.mark.parametrize("declared", ["5", "not-a-number"])
+def test_lying_server_is_cut_off_at_the_cap(
+    fake: FakeHf, hub: HfHub, tmp_path: Path, declared: str
+) -> None:
     sha = hub.upload(REPO, {"f.bin": _file(tmp_path, "f", b"small")}, "c")
     fake.intercept = lambda r: (
-        httpx2.Response(200, headers={"Content-Length": "5"}, content=iter([b"x" * 64] * 1000))
+        httpx2.Response(200, headers={"Content-Length": declared}, content=iter([b"x" * 64] * 1000))
         if "/resolve/" in r.url.path
         else None
     )
@@ -197,6 +200,7 @@ def test_download_sends_a_timeout(fake: FakeHf, hub: HfHub, tmp_path: Path) -> N
     hub.download(REPO, "f", sha, max_bytes=10, timeout_s=2.5, dest_dir=tmp_path)
     [request] = _resolves(fake)
     assert request.extensions["timeout"] == dict.fromkeys(("connect", "read", "write", "pool"), 2.5)
+    assert request.headers["accept-encoding"] == "identity"
 
 
 def test_token_is_used_but_never_logged_or_in_errors(
