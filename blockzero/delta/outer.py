@@ -9,7 +9,7 @@ touching the others, and save and restore the state exactly. It matches
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from safetensors.torch import load_file, save_file
 
 from blockzero.atomic import atomic_path
@@ -22,6 +22,12 @@ class OuterConfig(BaseModel):
     lr: float = Field(0.7, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = True
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> "OuterConfig":
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0 (use nesterov=False for plain SGD)")
+        return self
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from blockzero.atomic import atomic_write_text
 
@@ -49,7 +49,7 @@ class ExpertGroupRegistry(BaseModel):
     def _check(self) -> "ExpertGroupRegistry":
         problems = _problems(self)
         if problems:
-            raise RegistryError("invalid expert-group registry: " + "; ".join(problems))
+            raise ValueError("; ".join(problems))
         return self
 
     def group(self, group_id: int) -> ExpertGroup:
@@ -112,17 +112,21 @@ def _problems(reg: ExpertGroupRegistry) -> list[str]:
     return out
 
 
+def parse_registry(raw: object, source: str = "registry") -> ExpertGroupRegistry:
+    """Validate a decoded registry, turning every problem into one `RegistryError`."""
+    try:
+        return ExpertGroupRegistry.model_validate(raw)
+    except ValidationError as e:
+        problems = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
+        raise RegistryError(f"invalid expert-group registry ({source}): {problems}") from e
+
+
 def load_registry(path: Path) -> ExpertGroupRegistry:
     try:
         raw = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as e:
         raise RegistryError(f"cannot read expert-group registry {path}: {e}") from e
-    try:
-        return ExpertGroupRegistry.model_validate(raw)
-    except RegistryError:
-        raise
-    except ValueError as e:
-        raise RegistryError(f"invalid expert-group registry {path}: {e}") from e
+    return parse_registry(raw, str(path))
 
 
 def save_registry(registry: ExpertGroupRegistry, path: Path) -> None:
@@ -152,12 +156,15 @@ def contiguous_registry(
         )
         for i, d in enumerate(domains)
     ]
-    return ExpertGroupRegistry(
-        version=REGISTRY_VERSION,
-        num_experts=num_experts,
-        top_k=top_k,
-        moe_layers=tuple(moe_layers),
-        groups=tuple(groups),
+    return parse_registry(
+        {
+            "version": REGISTRY_VERSION,
+            "num_experts": num_experts,
+            "top_k": top_k,
+            "moe_layers": tuple(moe_layers),
+            "groups": groups,
+        },
+        "contiguous split",
     )
 
 
@@ -168,5 +175,6 @@ __all__ = [
     "RegistryError",
     "contiguous_registry",
     "load_registry",
+    "parse_registry",
     "save_registry",
 ]
