@@ -5,6 +5,8 @@ because a bad registry (overlapping groups, an index past the last expert, a gro
 top-k) would make miners' deltas collide or make a group's router choice meaningless.
 """
 
+import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -59,6 +61,16 @@ class ExpertGroupRegistry(BaseModel):
         raise RegistryError(
             f"no expert group with id {group_id} (have {[g.id for g in self.groups]})"
         )
+
+    def sha256(self) -> str:
+        """Hash of the canonical JSON form: the manifest names the registry a model was split by."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def ungrouped(self, layer: int) -> tuple[int, ...]:
+        """Experts of `layer` that no group owns; they stay frozen and travel in their own shard."""
+        owned = {e for g in self.groups for e in g.experts[layer]}
+        return tuple(e for e in range(self.num_experts) if e not in owned)
 
     def check_model(self, *, num_experts: int, top_k: int, moe_layers: Sequence[int]) -> None:
         """Refuse a model whose MoE shape differs from the one the registry was made for."""
