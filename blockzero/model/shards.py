@@ -7,6 +7,8 @@ full-model tensor names, in registry order: the same layout as a submission), an
 validator rewrites only the shards whose groups moved.
 """
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -149,21 +151,35 @@ def verify_file(path: Path, entry: FileEntry) -> None:
         raise ManifestMismatch(f"{path.name} has sha256 {digest}, manifest says {entry.sha256}")
 
 
-def read_model_dir(
-    model_dir: Path, manifest: ModelManifest, registry: ExpertGroupRegistry
+def read_model_files(
+    paths: Mapping[str, Path], manifest: ModelManifest, registry: ExpertGroupRegistry
 ) -> PreTrainedModel:
-    """Verify every file against the manifest, then assemble the model (float32)."""
-    model_dir = Path(model_dir)
+    """Verify every file the manifest names against it, then assemble the model (float32).
+
+    `paths` maps each manifest file name to where it lies (a model directory, or a cache of
+    content-addressed blobs)."""
     if manifest.registry_sha256 != registry.sha256():
         raise ManifestMismatch("the model was split with another expert-group registry")
+    missing = sorted(manifest.files.keys() - paths.keys())
+    if missing:
+        raise ManifestMismatch(f"files named by the manifest are missing: {missing}")
     for name, entry in manifest.files.items():
-        verify_file(model_dir / name, entry)
-    config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
+        verify_file(Path(paths[name]), entry)
+    raw_config = json.loads(Path(paths[CONFIG_FILE]).read_text())
+    config = AutoConfig.for_model(raw_config.pop("model_type"), **raw_config)
     shards = {
         name.removesuffix(".safetensors"): {
-            k: v.float() for k, v in load_file(str(model_dir / name)).items()
+            k: v.float() for k, v in load_file(str(paths[name])).items()
         }
         for name in manifest.files
         if name.endswith(".safetensors")
     }
     return assemble_model(config, shards, registry)
+
+
+def read_model_dir(
+    model_dir: Path, manifest: ModelManifest, registry: ExpertGroupRegistry
+) -> PreTrainedModel:
+    return read_model_files(
+        {name: Path(model_dir) / name for name in manifest.files}, manifest, registry
+    )

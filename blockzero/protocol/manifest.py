@@ -40,7 +40,9 @@ class FileEntry(BaseModel):
 class ModelManifest(BaseModel):
     """`files` maps file names in the repo (`config.json`, `shared.safetensors`,
     `group-<id>.safetensors`, `ungrouped.safetensors`) to their hash and size.
-    `cycle` is the cycle whose miners train on this model."""
+    `cycle` is the cycle whose merge produced this model (for the initial model, the cycle it
+    was published in), the same number as its `bz1m` chain commitment. Miners of cycle `c` train
+    on the publisher's manifest as of the first block of `c`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
