@@ -189,9 +189,20 @@ class BittensorChain:
     def uid(self, hotkey: str) -> int | None:
         return self._call("read uid", lambda: self._sub.neurons.uid(hotkey, self.netuid))
 
-    def commitments(self) -> dict[str, Commitment]:
-        """Visible commitments only: a timelocked one still sealed has no data yet."""
-        found = self._call("read commitments", lambda: self._sub.subnets.commitments(self.netuid))
+    def commitments(self, at_block: int | None = None) -> dict[str, Commitment]:
+        """Visible commitments only: a timelocked one still sealed has no data yet.
+
+        ``at_block`` pins the read to that block (the SDK's ``block=``: every storage query
+        goes to that block's hash). State a lite node has pruned (older than its window, 256
+        blocks by default) is re-read by the SDK from the network's archive pool; where there is
+        none, the node's "state discarded" refusal surfaces as a ``ChainError``.
+        """
+        if at_block is not None and (isinstance(at_block, bool) or at_block < 0):
+            raise ValueError(f"a block number is a non-negative int, got {at_block!r}")
+        found = self._call(
+            "read commitments",
+            lambda: self._sub.subnets.commitments(self.netuid, block=at_block),
+        )
         return {
             hotkey: Commitment(data=c.value, block=c.block)
             for hotkey, c in found.items()

@@ -55,6 +55,16 @@ COMMITMENT_SPACE_PER_EPOCH = 3100
 COMMITMENT_MIN_CHARGE = 100
 """Each commitment is charged at least this many bytes against the quota."""
 RAO_PER_UNIT = 10**9
+COMMITMENT_HISTORY_BLOCKS = 50_400
+"""Commitment history kept for ``commitments(at_block=...)``: a week of 12 s blocks. On each
+publish, the hotkey's rows superseded at or before ``head - COMMITMENT_HISTORY_BLOCKS`` are deleted
+(the newest row at or before that block stays, so every read within the horizon is exact)."""
+_MAX_BLOCK = 2**63 - 1
+
+
+def _check_block(block: int) -> None:
+    if isinstance(block, bool) or not isinstance(block, int) or block < 0:
+        raise ValueError(f"a block number is a non-negative int, got {block!r}")
 
 
 def _hotkey_of(wallet: Wallet) -> str:
@@ -94,7 +104,7 @@ class LocalChain:
         if int(meta["schema_version"]) != SCHEMA_VERSION:
             raise ChainError(
                 f"{self.path} has local chain schema {meta['schema_version']}, "
-                f"this code reads {SCHEMA_VERSION}"
+                f"this code reads {SCHEMA_VERSION} (recreate it with `blockzero chain create`)"
             )
         if params is None:
             raise ChainError(f"subnet does not exist on {self.path}", netuid=netuid)
@@ -233,13 +243,34 @@ class LocalChain:
         with self._tx(write=False) as db:
             return self._uid(db, hotkey)
 
-    def commitments(self) -> dict[str, Commitment]:
+    def commitments(self, at_block: int | None = None) -> dict[str, Commitment]:
+        """Each hotkey's commitment as of ``at_block`` (the latest when None), newest first.
+
+        That is the hotkey's last publish at a block ``<= at_block``; a hotkey whose first
+        publish came later is absent. ``at_block`` must exist (``0..head``) and lie within
+        ``COMMITMENT_HISTORY_BLOCKS`` of the head (older history is pruned), else ``ChainError``.
+        """
+        if at_block is not None:
+            _check_block(at_block)
+            if at_block > self.current_block():
+                raise ChainError(f"block {at_block} does not exist yet", netuid=self.netuid)
         with self._tx(write=False) as db:
             rows = db.execute(
-                "SELECT hotkey, data, block FROM commitments WHERE netuid = ? "
-                "ORDER BY block DESC, hotkey",
-                (self.netuid,),
+                "SELECT hotkey, data, block FROM ("
+                " SELECT hotkey, data, block, ROW_NUMBER() OVER ("
+                "  PARTITION BY hotkey ORDER BY block DESC, seq DESC) AS newest"
+                " FROM commitments WHERE netuid = ? AND block <= ?"
+                ") WHERE newest = 1 ORDER BY block DESC, hotkey",
+                (self.netuid, _MAX_BLOCK if at_block is None else at_block),
             ).fetchall()
+        # Checked after the read: a publish pruned what this snapshot saw only below its own
+        # cutoff (head - horizon), which is at or below the head taken here.
+        if at_block is not None and at_block < self.current_block() - COMMITMENT_HISTORY_BLOCKS:
+            raise ChainError(
+                f"commitments at block {at_block} are pruned (the local chain keeps "
+                f"{COMMITMENT_HISTORY_BLOCKS} blocks of history)",
+                netuid=self.netuid,
+            )
         return {hotkey: Commitment(data=data, block=block) for hotkey, data, block in rows}
 
     def weights(self) -> dict[int, dict[int, float]]:
@@ -304,7 +335,8 @@ class LocalChain:
         return stake_rao / RAO_PER_UNIT
 
     def publish_commitment(self, wallet: Wallet, data: str) -> None:
-        """Replace the hotkey's commitment, charging ``max(100, bytes)`` to its epoch quota."""
+        """Replace the hotkey's commitment (the old one stays in the history), charging
+        ``max(100, bytes)`` to its epoch quota."""
         hotkey = _hotkey_of(wallet)
         size = len(encode_commitment(data, netuid=self.netuid, hotkey=hotkey))
         charge = max(COMMITMENT_MIN_CHARGE, size)
@@ -335,9 +367,19 @@ class LocalChain:
                 (self.netuid, hotkey, epoch, used + charge),
             )
             db.execute(
-                "INSERT OR REPLACE INTO commitments VALUES (?, ?, ?, ?)",
+                "INSERT INTO commitments (netuid, hotkey, data, block) VALUES (?, ?, ?, ?)",
                 (self.netuid, hotkey, data, block),
             )
+            self._prune_commitments(db, hotkey, block - COMMITMENT_HISTORY_BLOCKS)
+
+    def _prune_commitments(self, db: sqlite3.Connection, hotkey: str, cutoff: int) -> None:
+        """Delete the hotkey's rows older than its newest row at or before ``cutoff``."""
+        db.execute(
+            "DELETE FROM commitments WHERE netuid = ? AND hotkey = ? AND (block, seq) < ("
+            " SELECT block, seq FROM commitments WHERE netuid = ? AND hotkey = ? AND block <= ?"
+            " ORDER BY block DESC, seq DESC LIMIT 1)",
+            (self.netuid, hotkey, self.netuid, hotkey, cutoff),
+        )
 
     def set_weights(self, wallet: Wallet, uids: Sequence[int], weights: Sequence[float]) -> None:
         """Replace the validator's weight row; the rules below mirror subtensor's checks."""

@@ -2,14 +2,17 @@
 
 ``meta`` holds chain-wide constants (schema_version, chain_id, genesis_time, block_time_s); the
 other tables are keyed by netuid. Stake is stored in rao (integers) so concurrent additions are
-exact. docs/chain.md describes each table.
+exact. ``commitments`` keeps every publish (one row each, ``seq`` orders rows of the same block) so a
+hotkey's commitment can be read as of a past block. docs/chain.md describes each table.
+
+Version history: 1 kept only the latest commitment per hotkey; 2 keeps the commitment history.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,12 +34,13 @@ CREATE TABLE neurons (
     UNIQUE (netuid, hotkey)
 );
 CREATE TABLE commitments (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
     netuid INTEGER NOT NULL,
     hotkey TEXT NOT NULL,
     data TEXT NOT NULL,
-    block INTEGER NOT NULL,
-    PRIMARY KEY (netuid, hotkey)
+    block INTEGER NOT NULL
 );
+CREATE INDEX commitments_by_hotkey ON commitments (netuid, hotkey, block, seq);
 CREATE TABLE commitment_space (
     netuid INTEGER NOT NULL,
     hotkey TEXT NOT NULL,

@@ -64,7 +64,7 @@ class Metagraph(BaseModel):
 
 
 class Commitment(BaseModel):
-    """A hotkey's latest commitment and the block it was made at (a new one replaces it)."""
+    """A hotkey's commitment and the block it was made at (a new one replaces it on chain)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -101,8 +101,15 @@ class Chain(Protocol):
         """Publish ``data`` as the hotkey's commitment, signed by the wallet's hotkey."""
         ...
 
-    def commitments(self) -> dict[str, Commitment]:
-        """Every hotkey's latest commitment on this subnet, with its block."""
+    def commitments(self, at_block: int | None = None) -> dict[str, Commitment]:
+        """Every hotkey's commitment on this subnet, with its block, newest first.
+
+        The latest when ``at_block`` is None; else the state as of that past block: each hotkey's
+        last commitment made at or before it (a hotkey that first committed later is absent).
+        Validators read the hash commitments at the last block of the commit phase this way,
+        after the reveals have replaced them. ``ChainError`` when that block's state is not
+        available (a future block, or history pruned by the node or the local chain).
+        """
         ...
 
     def set_weights(self, wallet: Wallet, uids: Sequence[int], weights: Sequence[float]) -> None:

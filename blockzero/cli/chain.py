@@ -187,13 +187,18 @@ def commitments(
     chain: ChainPath = Path("chain.db"),
     netuid: Netuid = 1,
     as_json: Json = False,
+    at_block: Annotated[
+        int | None,
+        typer.Option("--at-block", min=0, help="Show the commitments as of this past block."),
+    ] = None,
 ) -> None:
-    """Show each hotkey's latest commitment and its block."""
+    """Show each hotkey's latest commitment (or the one it held at --at-block) and its block."""
     with _errors():
-        found = _open(network, chain, netuid).commitments()
+        found = _open(network, chain, netuid).commitments(at_block=at_block)
 
     def table() -> Table:
-        t = Table(title=f"commitments on netuid {netuid}")
+        at = "" if at_block is None else f" at block {at_block}"
+        t = Table(title=f"commitments on netuid {netuid}{at}")
         for col in ("hotkey", "block", "data"):
             t.add_column(col)
         for hotkey, c in found.items():

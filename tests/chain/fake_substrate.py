@@ -6,6 +6,11 @@ decoded values; ``submit`` applies the two extrinsics BlockZero sends (``set_com
 ``set_mechanism_weights``) with the chain checks our tests rely on. ``fail(method, *errors)``
 queues exceptions that the next calls of ``method`` raise, to simulate RPC failures, and
 ``refusals`` queues chain error names that the next submissions fail with.
+
+Storage is versioned by block: every ``seed`` is logged with the block it takes effect at (the
+head, or the block an extrinsic lands in), and a ``query``/``query_map`` pinned to an older block
+hash (the SDK's ``block=`` reads) sees the values as of that block. ``pinned_blocks`` records the
+block of every pinned storage read.
 """
 
 from __future__ import annotations
@@ -28,10 +33,37 @@ class FakeSubstrate:
         self.calls: defaultdict[str, int] = defaultdict(int)
         self._failures: defaultdict[str, list[Exception]] = defaultdict(list)
         self.refusals: list[str] = []
+        self.history: dict[tuple[str, str, tuple], list[tuple[int, Any]]] = defaultdict(list)
+        self.pinned_blocks: list[tuple[str, str, int]] = []
 
     # --- test controls --------------------------------------------------------------
-    def seed(self, module: str, item: str, params: list, value: Any) -> None:
-        self.storage[(module, item, tuple(params))] = value
+    def seed(
+        self, module: str, item: str, params: list, value: Any, *, block: int | None = None
+    ) -> None:
+        """Set a storage value from ``block`` on (the head by default)."""
+        key = (module, item, tuple(params))
+        self.storage[key] = value
+        self.history[key].append((self.block if block is None else block, value))
+
+    def _storage_at(self, block_hash: str | None, module: str, item: str) -> dict[tuple, Any]:
+        """``{params: value}`` of one storage item as of the block ``block_hash`` names."""
+        latest = {k[2]: v for k, v in self.storage.items() if k[:2] == (module, item)}
+        if block_hash is None:
+            return latest
+        block = int(block_hash, 16)  # our hashes are the block number in hex
+        self.pinned_blocks.append((module, item, block))
+        if block >= self.block:
+            return latest
+        out = {}
+        for params, value in latest.items():
+            log = self.history.get((module, item, params))
+            if not log:  # written straight into ``storage``: treat as genesis state
+                out[params] = value
+                continue
+            past = [v for b, v in log if b <= block]
+            if past:
+                out[params] = past[-1]
+        return out
 
     def seed_runtime(self, api: str, method: str, value: Any) -> None:
         self.runtime[(api, method)] = value
@@ -78,14 +110,14 @@ class FakeSubstrate:
 
     async def query(self, module, storage_function, params=None, block_hash=None):
         self._enter("query")
-        return self.storage.get((module, storage_function, tuple(params or [])))
+        return self._storage_at(block_hash, module, storage_function).get(tuple(params or []))
 
     async def query_map(self, module, storage_function, params=None, block_hash=None):
         self._enter("query_map")
         prefix = tuple(params or [])
         rows = []
-        for (mod, item, key), value in self.storage.items():
-            if (mod, item) == (module, storage_function) and key[: len(prefix)] == prefix:
+        for key, value in self._storage_at(block_hash, module, storage_function).items():
+            if key[: len(prefix)] == prefix:
                 rest = key[len(prefix) :]
                 rows.append((rest[0] if len(rest) == 1 else list(rest), value))
         return rows
@@ -137,6 +169,7 @@ class FakeSubstrate:
                 "CommitmentOf",
                 [netuid, signer],
                 {"deposit": 0, "block": self.block + 1, "info": {"fields": fields}},
+                block=self.block + 1,
             )
             return None
         if function == "set_mechanism_weights":
@@ -144,8 +177,9 @@ class FakeSubstrate:
             if uid is None or not permits[uid]:
                 return "NeuronNoValidatorPermit"
             pairs = list(zip(params["dests"], params["weights"], strict=True))
-            self.seed("SubtensorModule", "Weights", [netuid, uid], pairs)
-            last = self.storage[("SubtensorModule", "LastUpdate", (netuid,))]
+            self.seed("SubtensorModule", "Weights", [netuid, uid], pairs, block=self.block + 1)
+            last = list(self.storage[("SubtensorModule", "LastUpdate", (netuid,))])
             last[uid] = self.block + 1
+            self.seed("SubtensorModule", "LastUpdate", [netuid], last, block=self.block + 1)
             return None
         raise NotImplementedError(function)

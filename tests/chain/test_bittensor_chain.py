@@ -16,7 +16,7 @@ from blockzero.chain.errors import (
     NotRegistered,
     RateLimited,
 )
-from blockzero.chain.port import MAX_COMMITMENT_BYTES
+from blockzero.chain.port import MAX_COMMITMENT_BYTES, Commitment
 
 NETUID = 7
 
@@ -111,6 +111,33 @@ def test_commit_then_read_back(
     found = chain.commitments()
     assert found[miner.hotkey.ss58_address].data == data
     assert found[miner.hotkey.ss58_address].block == 1001
+
+
+def test_commitments_at_a_past_block_read_historical_state(
+    chain: BittensorChain, fake: FakeSubstrate, wallets: list[bt.Wallet]
+) -> None:
+    miner1, miner2 = (w.hotkey.ss58_address for w in wallets[1:])
+    chain.publish_commitment(wallets[1], "sha256:" + "ab" * 32)  # lands in block 1001
+    commit_end = chain.current_block()
+    chain.publish_commitment(wallets[1], "acme/moe-g3@abc123")  # the reveal, block 1002
+    chain.publish_commitment(wallets[2], "late/model@def456")  # first commit, block 1003
+    assert commit_end == 1001 and chain.current_block() == 1003
+
+    fake.pinned_blocks.clear()
+    past = chain.commitments(at_block=commit_end)
+    assert past == {miner1: Commitment(data="sha256:" + "ab" * 32, block=1001)}
+    # Pinned the way the SDK pins a read: every storage map query at that block's hash.
+    assert ("Commitments", "CommitmentOf", commit_end) in fake.pinned_blocks
+    assert {block for _, _, block in fake.pinned_blocks} == {commit_end}
+
+    assert chain.commitments(at_block=1000) == {}
+    latest = chain.commitments()
+    assert latest[miner1] == Commitment(data="acme/moe-g3@abc123", block=1002)
+    assert latest[miner2] == Commitment(data="late/model@def456", block=1003)
+    assert list(latest) == [miner2, miner1]  # newest first
+    assert chain.commitments(at_block=1003) == latest
+    with pytest.raises(ValueError):
+        chain.commitments(at_block=-1)
 
 
 def test_commitment_over_limit_is_refused_before_sending(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,12 +18,13 @@ from blockzero.chain.errors import (
     RateLimited,
 )
 from blockzero.chain.local_chain import (
+    COMMITMENT_HISTORY_BLOCKS,
     COMMITMENT_MIN_CHARGE,
     COMMITMENT_SPACE_PER_EPOCH,
     LocalChain,
 )
 from blockzero.chain.local_schema import SubnetParams
-from blockzero.chain.port import MAX_COMMITMENT_BYTES
+from blockzero.chain.port import MAX_COMMITMENT_BYTES, Commitment
 
 GENESIS = 1_000_000.0
 NETUID = 3
@@ -148,6 +150,64 @@ def test_commitment_read_back_replace_and_size_limit(
         chain.publish_commitment(miner, "é" * (MAX_COMMITMENT_BYTES // 2) + "x")
     assert (info.value.size, info.value.limit) == (MAX_COMMITMENT_BYTES + 1, MAX_COMMITMENT_BYTES)
     assert chain.commitments()[hotkey].block == 6
+
+
+def test_commitments_at_a_past_block(
+    chain: LocalChain, neurons: dict[str, bt.Wallet], clock: Clock
+) -> None:
+    """The hash committed in the commit phase stays readable after the reveal replaced it."""
+    miner1, miner2 = neurons["miner1"], neurons["miner2"]
+    hk1, hk2 = miner1.hotkey.ss58_address, miner2.hotkey.ss58_address
+    clock.to_block(10)
+    chain.publish_commitment(miner1, "sha256:old")
+    clock.to_block(20)
+    chain.publish_commitment(miner1, "sha256:" + "ab" * 32)
+    chain.publish_commitment(miner1, "sha256:" + "cd" * 32)  # same block: the later one wins
+    commit_end = 25
+    clock.to_block(30)
+    chain.publish_commitment(miner1, "acme/moe-g3@abc123")  # the reveal
+    chain.publish_commitment(miner2, "late/model@def456")  # first commits after commit_end
+
+    assert chain.commitments(at_block=commit_end) == {
+        hk1: Commitment(data="sha256:" + "cd" * 32, block=20)
+    }
+    assert chain.commitments(at_block=10) == {hk1: Commitment(data="sha256:old", block=10)}
+    assert chain.commitments(at_block=9) == {}
+    after = chain.commitments(at_block=30)
+    assert after == chain.commitments()
+    assert after[hk1] == Commitment(data="acme/moe-g3@abc123", block=30)
+    assert after[hk2] == Commitment(data="late/model@def456", block=30)
+    with pytest.raises(ChainError, match="does not exist yet"):
+        chain.commitments(at_block=31)
+    with pytest.raises(ValueError):
+        chain.commitments(at_block=-1)
+
+
+def test_commitment_history_is_pruned_beyond_the_horizon(
+    chain: LocalChain, chain_path: Path, neurons: dict[str, bt.Wallet], clock: Clock
+) -> None:
+    miner = neurons["miner1"]
+    hotkey = miner.hotkey.ss58_address
+    for block, data in [(10, "a"), (20, "b"), (30, "c")]:
+        clock.to_block(block)
+        chain.publish_commitment(miner, data)
+    head = 25 + COMMITMENT_HISTORY_BLOCKS
+    clock.to_block(head)
+    chain.publish_commitment(miner, "d")  # cutoff 25: "b" is the state there, "a" goes
+    with sqlite3.connect(chain_path) as db:
+        kept = db.execute("SELECT data FROM commitments ORDER BY seq").fetchall()
+    assert kept == [("b",), ("c",), ("d",)]
+    assert chain.commitments(at_block=25)[hotkey] == Commitment(data="b", block=20)
+    assert chain.commitments(at_block=30)[hotkey] == Commitment(data="c", block=30)
+    with pytest.raises(ChainError, match="pruned"):
+        chain.commitments(at_block=24)
+
+
+def test_an_older_schema_is_refused(chain_path: Path) -> None:
+    with sqlite3.connect(chain_path) as db:
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with pytest.raises(ChainError, match="schema 1"):
+        LocalChain(chain_path, NETUID)
 
 
 def test_commitment_needs_registration(
