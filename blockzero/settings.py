@@ -77,6 +77,28 @@ class ProtocolSettings(_Section):
     path: Path | None = None
 
 
+class MinerSettings(_Section):
+    """The miner's knobs; docs/miner.md explains each and `blockzero miner --plan` checks memory."""
+
+    registry: Path = Path("configs/groups/tiny-qwen3-moe.yaml")
+    data: Path = Path("configs/data/local.yaml")
+    repo_name: str = Field(default="blockzero-miner", pattern=f"^{_NAME}$")
+    publisher: str | None = None
+    mode: Literal["full_routing", "partial"] = "full_routing"
+    frozen_dtype: Literal["float32", "bfloat16"] = "bfloat16"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(default=8, ge=1)
+    lr: float = Field(default=3e-3, gt=0)
+    headroom_s: float = Field(default=20.0, ge=0)
+    min_train_s: float = Field(default=5.0, gt=0)
+    block_time_s: float | None = Field(default=None, gt=0)
+    gpu_memory_gib: float = Field(default=16.0, gt=0)
+    strategy: Literal[
+        "honest", "zero", "noise", "sign_flip", "scale", "nan", "copy", "copy_noise"
+    ] = "honest"
+    copy_from: str | None = None
+
+
 class LoggingSettings(_Section):
     debug: bool = False
 
@@ -92,6 +114,7 @@ class Settings(BaseModel):
     paths: PathsSettings = PathsSettings()
     protocol: ProtocolSettings = ProtocolSettings()
     logging: LoggingSettings = LoggingSettings()
+    miner: MinerSettings = MinerSettings()
 
     @field_validator("network")
     @classmethod
