@@ -103,6 +103,30 @@ class LoggingSettings(_Section):
     debug: bool = False
 
 
+class ValidatorSettings(_Section):
+    """The validator's knobs (docs/validator.md). Validators must share the scoring fields
+    (`eval_sequences` .. `duplicate_cosine`) for their scores to agree."""
+
+    registry: Path = Path("configs/groups/tiny-qwen3-moe.yaml")
+    data: Path = Path("configs/data/local.yaml")
+    model_repo: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$")
+    evidence_repo: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$")
+    publisher: str | None = None
+    device: str = "cpu"
+    eval_sequences: int = Field(default=64, ge=4)
+    batch_size: int = Field(default=32, ge=1)
+    significance: float = Field(default=0.01, gt=0, lt=0.5)
+    general_tolerance: float = Field(default=0.01, ge=0)
+    max_norm: float = Field(default=100.0, gt=0)
+    duplicate_cosine: float = Field(default=0.97, gt=0, le=1)
+    max_submission_bytes: int = Field(default=1 << 30, gt=0)
+    download_timeout_s: float = Field(default=60.0, gt=0)
+    download_workers: int = Field(default=4, ge=1)
+    outer_lr: float = Field(default=0.7, gt=0)
+    outer_momentum: float = Field(default=0.9, ge=0, lt=1)
+    ema_alpha: float = Field(default=0.3, gt=0, le=1)
+
+
 class Settings(BaseModel):
     """Everything a node is told at start. One line per section."""
 
@@ -114,6 +138,7 @@ class Settings(BaseModel):
     paths: PathsSettings = PathsSettings()
     protocol: ProtocolSettings = ProtocolSettings()
     logging: LoggingSettings = LoggingSettings()
+    validator: ValidatorSettings = ValidatorSettings()
     miner: MinerSettings = MinerSettings()
 
     @field_validator("network")
