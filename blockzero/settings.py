@@ -93,6 +93,7 @@ class MinerSettings(_Section):
     min_train_s: float = Field(default=5.0, gt=0)
     block_time_s: float | None = Field(default=None, gt=0)
     gpu_memory_gib: float = Field(default=16.0, gt=0)
+    max_stale_cycles: int = Field(default=0, ge=0)
     strategy: Literal[
         "honest", "zero", "noise", "sign_flip", "scale", "nan", "copy", "copy_noise"
     ] = "honest"
