@@ -3,6 +3,8 @@
 import typer
 
 from blockzero import __version__
+from blockzero.cli.chain import app as chain_app
+from blockzero.cli.smoke import smoke
 
 app = typer.Typer(
     name="blockzero",
@@ -10,6 +12,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(chain_app, name="chain")
+app.command()(smoke)
 
 
 @app.command()
