@@ -2,8 +2,10 @@
 local domains are built once per session, never downloaded."""
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 
+import bittensor as bt
 import pytest
 import torch
 
@@ -22,13 +24,50 @@ WARMUP_STEPS = 150
 torch.set_num_threads(2)
 
 
+_BTCLI_FILES = {
+    "BTCLI_CONFIG": "btcli.json",
+    "BTCLI_TOKEN_SYMBOLS_CACHE": "btcli_token_symbols.json",
+    "BTCLI_SUBNET_NAMES_CACHE": "btcli_subnet_names.json",
+    "BTCLI_PROXIES_PATH": "btcli_proxies.json",
+    "BTCLI_ADDRESSES_PATH": "btcli_addresses.json",
+    "BTCLI_MULTISIGS_PATH": "btcli_multisigs.json",
+    "BTCLI_MULTISIG_CACHE": "btcli_multisig_cache.json",
+}
+
+
 @pytest.fixture(autouse=True)
-def _isolated_machine(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    home = tmp_path_factory.mktemp("hf-home")
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(home / "datasets"))
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Send HOME, every Hugging Face and bittensor cache and config path to a temp dir, and
+    keep the Hugging Face libraries offline, for this process and its children."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("HF_HOME", str(home / ".cache" / "huggingface"))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(home / ".cache" / "datasets"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    for var, name in _BTCLI_FILES.items():
+        monkeypatch.setenv(var, str(home / ".bittensor" / name))
+    monkeypatch.setenv("BITTENSOR_RUNTIME_CACHE_DIR", str(home / ".bittensor" / "runtime"))
+    return home
+
+
+@pytest.fixture
+def wallet_dir(tmp_path: Path) -> Path:
+    return tmp_path / "wallets"
+
+
+@pytest.fixture
+def make_wallet(wallet_dir: Path) -> Callable[[str], bt.Wallet]:
+    """Create an unencrypted coldkey + hotkey wallet under the temp wallet dir."""
+
+    def make(name: str) -> bt.Wallet:
+        wallet = bt.Wallet(name=name, hotkey="default", path=str(wallet_dir))
+        wallet.create_new_coldkey(use_password=False, overwrite=True, suppress=True)
+        wallet.create_new_hotkey(use_password=False, overwrite=True, suppress=True)
+        return wallet
+
+    return make
 
 
 @pytest.fixture(scope="session")
