@@ -118,7 +118,7 @@ class ValidatorSettings(_Section):
     batch_size: int = Field(default=32, ge=1)
     significance: float = Field(default=0.01, gt=0, lt=0.5)
     general_tolerance: float = Field(default=0.01, ge=0)
-    max_norm: float = Field(default=100.0, gt=0)
+    max_delta_ratio: float = Field(default=0.5, gt=0)
     duplicate_cosine: float = Field(default=0.97, gt=0, le=1)
     max_submission_bytes: int = Field(default=1 << 30, gt=0)
     download_timeout_s: float = Field(default=60.0, gt=0)
