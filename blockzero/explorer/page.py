@@ -10,7 +10,7 @@ import math
 from html import escape
 
 from blockzero.explorer.chart import Series, line_chart
-from blockzero.explorer.evidence import CycleEvidence
+from blockzero.explorer.evidence import CycleSummary
 from blockzero.explorer.snapshot import ExplorerSnapshot, NeuronRow
 from blockzero.protocol.expert_groups import ExpertGroupRegistry
 
@@ -122,7 +122,7 @@ def _weights(snap: ExplorerSnapshot) -> str:
     return _table("weights", heads, rows)
 
 
-def _loss_chart(evidence: list[CycleEvidence]) -> str:
+def _loss_chart(evidence: list[CycleSummary]) -> str:
     series: Series = {}
     for cycle in evidence:
         for domain, loss in cycle.global_losses.items():
@@ -131,13 +131,27 @@ def _loss_chart(evidence: list[CycleEvidence]) -> str:
     if not series:
         return '<p id="loss-chart">No evidence published yet: no loss to plot.</p>'
     chart = line_chart(series, x_label="cycle", y_label="held-out loss (nats)")
-    return f'<div id="loss-chart">{chart}</div>'
+    caption = (
+        "Mean held-out loss of the global model each cycle starts from, per domain "
+        "(each cycle draws fresh samples); general: the other domains' data."
+    )
+    return f'<div id="loss-chart"><p class="meta">{caption}</p>{chart}</div>'
 
 
-def _evidence(evidence: list[CycleEvidence]) -> str:
+def _evidence(evidence: list[CycleSummary]) -> str:
     if not evidence:
         return '<p id="evidence">No Proof-of-Loss evidence found on the hub.</p>'
-    heads = ["uid", "hotkey", "group", "verdict", "reason", "loss before", "loss after", "gain"]
+    heads = [
+        "uid",
+        "hotkey",
+        "group",
+        "verdict",
+        "reason",
+        "loss before",
+        "loss after",
+        "gain",
+        "score",
+    ]
     blocks = []
     for i, cycle in enumerate(reversed(evidence)):
         rows = []
@@ -150,12 +164,16 @@ def _evidence(evidence: list[CycleEvidence]) -> str:
                 f"<td>{'' if s.uid is None else s.uid}</td>"
                 f"<td class='text hk'>{escape(_short(s.hotkey))}</td>"
                 f"<td>{'' if s.group is None else s.group}</td><td class='text'>{verdict}</td>"
-                f"<td class='text'>{escape(s.reason or '')}</td>"
+                f"<td class='text' title=\"{escape(s.detail)}\">{escape(s.reason or '')}</td>"
                 f"<td>{_num(s.loss_before)}</td><td>{_num(s.loss_after)}</td>"
-                f"<td>{_num(s.improvement)}</td></tr>"
+                f"<td>{_num(s.improvement)}</td><td>{_num(s.score)}</td></tr>"
             )
         passed = sum(s.passed for s in cycle.submissions)
-        summary = f"cycle {cycle.cycle}: {passed} of {len(cycle.submissions)} passed"
+        merged = ", ".join(map(str, cycle.merged_groups)) or "none"
+        summary = escape(
+            f"cycle {cycle.cycle}: {passed} of {len(cycle.submissions)} passed, groups merged: "
+            f"{merged}; scored by {_short(cycle.validator)} on {cycle.base_revision[:10]}"
+        )
         blocks.append(
             f"<details{' open' if i == 0 else ''}><summary>{summary}</summary>"
             f"{_table(f'evidence-{cycle.cycle}', heads, rows)}</details>"

@@ -14,21 +14,15 @@ from bittensor import settings as bt_settings
 from pydantic import BaseModel, ConfigDict, Field
 
 from blockzero.chain.port import Chain, Metagraph
-from blockzero.explorer.evidence import CycleEvidence, EvidenceSource
+from blockzero.explorer.evidence import CycleSummary, EvidenceSource
 from blockzero.global_model import ModelCache, canonical_model
 from blockzero.hub.errors import HubError
 from blockzero.hub.port import Hub
 from blockzero.model.shards import ManifestMismatch
-from blockzero.protocol.assignment import (
-    RAO_PER_ALPHA,
-    MinerRule,
-    NeuronInfo,
-    assign_groups,
-    select_miners,
-)
+from blockzero.protocol.assignment import RAO_PER_ALPHA, MinerRule, NeuronInfo
 from blockzero.protocol.config import ProtocolConfig
 from blockzero.protocol.expert_groups import ExpertGroupRegistry
-from blockzero.protocol.seeds import SeedPurpose, assignment_block, derive_seed
+from blockzero.validator.roster import assignment
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +97,7 @@ class ExplorerSnapshot(WeightsView):
     links: list[Link] = Field(default_factory=list)
     registry: ExpertGroupRegistry | None = None
     model: ModelInfo | None = None
-    evidence: list[CycleEvidence] = Field(default_factory=list)
+    evidence: list[CycleSummary] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
 
@@ -139,12 +133,8 @@ def build_snapshot(
     if registry is None:
         notes.append("no expert-group registry: groups and assignment are not shown")
     else:
-        seed = derive_seed(
-            chain.block_hash(assignment_block(schedule, cycle)), SeedPurpose.ASSIGNMENT
-        )
-        miners = select_miners(_neuron_infos(mg), protocol.miners)
-        if miners:
-            groups = assign_groups(miners, [g.id for g in registry.groups], seed)
+        group_ids = [g.id for g in registry.groups]
+        groups, _ = assignment(chain, schedule, protocol.miners, group_ids, cycle)
     model = _model_info(chain, hub, schedule.cycle_start(cycle), registry, publisher, notes)
     try:
         cycles = evidence.cycles()
@@ -178,27 +168,21 @@ def subnet_links(network: str, netuid: int) -> list[Link]:
     ]
 
 
-def _neuron_infos(mg: Metagraph) -> list[NeuronInfo]:
-    # Stake in rao, rounded as the miner rounds it, so both count the same neurons as miners.
-    return [
-        NeuronInfo(
-            uid=n.uid,
-            hotkey=n.hotkey,
-            validator_permit=n.validator_permit,
-            stake_rao=round(n.stake * RAO_PER_ALPHA),
-        )
-        for n in mg.neurons
-    ]
-
-
 def _rows(
     mg: Metagraph, rule: MinerRule, *, network: str, groups: dict[str, int]
 ) -> list[NeuronRow]:
-    infos = {i.uid: i for i in _neuron_infos(mg)}
     return [
         NeuronRow(
             **n.model_dump(),
-            is_miner=rule.is_miner(infos[n.uid]),
+            # Stake in rao, rounded as miners and validators round it, so all count alike.
+            is_miner=rule.is_miner(
+                NeuronInfo(
+                    uid=n.uid,
+                    hotkey=n.hotkey,
+                    validator_permit=n.validator_permit,
+                    stake_rao=round(n.stake * RAO_PER_ALPHA),
+                )
+            ),
             group=groups.get(n.hotkey),
             url=bt_settings.explorer_account_url(network, "hotkey", n.hotkey),
         )

@@ -11,11 +11,20 @@ import bittensor as bt
 
 from blockzero.chain.local_chain import LocalChain
 from blockzero.chain.local_schema import SubnetParams
-from blockzero.explorer.evidence import EVIDENCE_FILE, CycleEvidence, SubmissionEvidence
 from blockzero.hub.local_hub import LocalHub
 from blockzero.protocol.commitments import ManifestCommitment, encode
-from blockzero.protocol.expert_groups import load_registry
+from blockzero.protocol.expert_groups import ExpertGroupRegistry, load_registry
 from blockzero.protocol.manifest import MANIFEST_FILE, ModelManifest
+from blockzero.validator.evidence import (
+    BaseModelRef,
+    CycleEvidence,
+    GroupRecord,
+    Judgement,
+    Reason,
+    ScoringParams,
+    SubmissionRecord,
+    evidence_file,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = ROOT / "configs" / "groups" / "tiny-qwen3-moe.yaml"
@@ -38,34 +47,94 @@ class Subnet:
     settings_args: list[str]
 
 
-def _evidence(miners: list[int], hotkeys: dict[int, str]) -> list[CycleEvidence]:
+DOMAIN_LOSS = {
+    "code": (3.1, -0.15),
+    "prose": (3.4, -0.1),
+    "math": (2.6, -0.2),
+    "spare": (3.0, -0.05),
+}
+"""Mean base loss per domain at the first evidence cycle, and its change per cycle."""
+EVIDENCE_CYCLES = (19, 20, 21)
+
+
+def expected_losses(i: int) -> dict[str, float]:
+    """The per-domain means `_evidence` builds for its i-th cycle (general: 4.0 - 0.1 i)."""
+    return {d: a + b * i for d, (a, b) in DOMAIN_LOSS.items()} | {"general": 4.0 - 0.1 * i}
+
+
+def _evidence(
+    registry: ExpertGroupRegistry, miners: dict[int, str], validator: str, revision: str
+) -> list[CycleEvidence]:
+    """Three cycles as a validator writes them: three miners pass, one fails (hostile text)."""
     cycles = []
-    for i, cycle in enumerate((19, 20, 21)):
-        submissions = [
-            SubmissionEvidence(
-                hotkey=hotkeys[uid],
-                uid=uid,
-                group=j,
-                passed=True,
-                loss_before=3.0 - 0.1 * i,
-                loss_after=2.9 - 0.1 * i - 0.01 * j,
-                improvement=0.1 + 0.01 * j,
+    for i, cycle in enumerate(EVIDENCE_CYCLES):
+        losses = expected_losses(i)
+        groups = [
+            GroupRecord(
+                group=g.id,
+                domain=g.domain,
+                domain_ids=[0, 1],
+                general_ids=["code:0", "math:1"],
+                base_domain_losses=[losses[g.domain] - 0.1, losses[g.domain] + 0.1],
+                base_general_losses=[losses["general"] - 0.2, losses["general"] + 0.2],
+                merged=g.id < 3,
             )
-            for j, uid in enumerate(miners[:3])
+            for g in registry.groups
         ]
-        submissions.append(
-            SubmissionEvidence(
-                hotkey=HOSTILE_HOTKEY, uid=miners[3], group=3, passed=False, reason=HOSTILE_REASON
+        submissions = []
+        for group, (uid, hotkey) in enumerate(miners.items()):
+            before = losses[registry.group(group).domain]
+            honest = group < 3
+            judgement = Judgement(
+                domain_losses=[before - 0.15, before - 0.05] if honest else [before, before],
+                general_losses=[losses["general"]] * 2,
+                domain_gain=0.1 if honest else 0.0,
+                passed=honest,
+                score=0.1 if honest else 0.0,
+                reason=None if honest else Reason.NOT_SIGNIFICANT,
+                detail="" if honest else HOSTILE_REASON,
+            )
+            submissions.append(
+                SubmissionRecord(
+                    hotkey=hotkey if honest else HOSTILE_HOTKEY,
+                    uid=uid,
+                    group=group,
+                    judgement=judgement,
+                    score=judgement.score,
+                )
+            )
+        cycles.append(
+            CycleEvidence(
+                cycle=cycle,
+                validator=validator,
+                evaluation_block=cycle * 45 + 34,
+                block_hash="0x" + "ab" * 32,
+                seed=cycle,
+                base=BaseModelRef(
+                    publisher=validator,
+                    repo_id=MODEL_REPO,
+                    revision=revision,
+                    manifest_sha256="00" * 32,
+                    cycle=cycle - 1,
+                ),
+                params=ScoringParams(
+                    eval_sequences=2,
+                    significance=0.01,
+                    general_tolerance=0.01,
+                    duplicate_cosine=0.97,
+                    max_delta_ratio=1.0,
+                ),
+                groups=groups,
+                submissions=submissions,
             )
         )
-        losses = {"code": 3.1 - 0.15 * i, "prose": 3.4 - 0.1 * i, "math": 2.6 - 0.2 * i}
-        cycles.append(CycleEvidence(cycle=cycle, global_losses=losses, submissions=submissions))
     return cycles
 
 
 def commit_file(hub: LocalHub, repo: str, name: str, data: bytes, message: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         return hub.upload(repo, {name: path}, message)
 
@@ -102,12 +171,14 @@ def make_subnet(tmp_path: Path, make_wallet: Callable[[str], bt.Wallet]) -> Subn
     )
     early.publish_commitment(validators[0], encode(commitment))
 
-    hotkeys = {chain.uid(w.hotkey.ss58_address): w.hotkey.ss58_address for w in miners}
-    evidence = _evidence(miner_uids, hotkeys)
+    hotkeys = {uid: w.hotkey.ss58_address for uid, w in zip(miner_uids, miners, strict=True)}
+    evidence = _evidence(registry, hotkeys, validators[0].hotkey.ss58_address, revision)
     hub.ensure_repo(EVIDENCE_REPO)
     for cycle in evidence:
         data = cycle.model_dump_json().encode()
-        commit_file(hub, EVIDENCE_REPO, EVIDENCE_FILE, data, f"evidence {cycle.cycle}")
+        commit_file(
+            hub, EVIDENCE_REPO, evidence_file(cycle.cycle), data, f"evidence cycle {cycle.cycle}"
+        )
     args = [
         "--network",
         "local",

@@ -2,15 +2,17 @@
 
 from collections import Counter
 
-from explorer_subnet import EVIDENCE_REPO, Subnet, commit_file
+import pytest
+from explorer_subnet import EVIDENCE_CYCLES, EVIDENCE_REPO, Subnet, commit_file, expected_losses
 
 from blockzero.chain.local_chain import LocalChain
 from blockzero.cli.explorer import snapshot_builder
-from blockzero.explorer.evidence import EVIDENCE_FILE, HubEvidence, NoEvidence
+from blockzero.explorer.evidence import HubEvidence, NoEvidence, summarize
 from blockzero.explorer.snapshot import build_snapshot, subnet_links
 from blockzero.protocol.config import ProtocolConfig
 from blockzero.protocol.version import PROTOCOL_VERSION
 from blockzero.settings import load_settings
+from blockzero.validator.evidence import evidence_file
 
 
 def test_snapshot_matches_chain_and_hub(subnet: Subnet) -> None:
@@ -33,7 +35,7 @@ def test_snapshot_matches_chain_and_hub(subnet: Subnet) -> None:
     assert snap.model is not None
     assert snap.model.publisher == mg.neurons[0].hotkey  # the most stake
     assert snap.model.registry_matches is True
-    assert snap.evidence == subnet.evidence
+    assert snap.evidence == [summarize(e) for e in subnet.evidence]
     assert snap.links == [] and snap.notes == []
 
 
@@ -68,13 +70,30 @@ def test_no_model_committed_is_a_note(tmp_path, subnet: Subnet) -> None:
 
 
 def test_hub_evidence_skips_bad_files_and_keeps_the_latest_per_cycle(subnet: Subnet) -> None:
-    commit_file(subnet.hub, EVIDENCE_REPO, EVIDENCE_FILE, b"{not json", "garbage")
-    fixed = subnet.evidence[-1].model_copy(update={"global_losses": {"code": 1.0}})
-    commit_file(subnet.hub, EVIDENCE_REPO, EVIDENCE_FILE, fixed.model_dump_json().encode(), "redo")
-    cycles = HubEvidence(subnet.hub, EVIDENCE_REPO).cycles()
-    assert [c.cycle for c in cycles] == [19, 20, 21]
-    assert cycles[-1].global_losses == {"code": 1.0}
-    assert HubEvidence(subnet.hub, "val/missing").cycles() == []
+    hub, last = subnet.hub, subnet.evidence[-1]
+    commit_file(hub, EVIDENCE_REPO, evidence_file(22), b"{not json", "evidence cycle 22")
+    other = last.model_dump_json().encode()  # cycle 21's file under cycle 23's name
+    commit_file(hub, EVIDENCE_REPO, evidence_file(23), other, "evidence cycle 23")
+    commit_file(hub, EVIDENCE_REPO, "notes.txt", b"hello", "readme")
+    redo = last.model_copy(update={"validator": "someone-else"})
+    commit_file(
+        hub, EVIDENCE_REPO, evidence_file(21), redo.model_dump_json().encode(), "evidence cycle 21"
+    )
+    cycles = HubEvidence(hub, EVIDENCE_REPO).cycles()
+    assert [c.cycle for c in cycles] == list(EVIDENCE_CYCLES)
+    assert cycles[-1].validator == "someone-else"
+    assert HubEvidence(hub, "val/missing").cycles() == []
+
+
+def test_summary_of_a_cycle(subnet: Subnet) -> None:
+    summary = summarize(subnet.evidence[0])
+    assert summary.global_losses == pytest.approx(expected_losses(0))
+    assert summary.merged_groups == [0, 1, 2]
+    honest, cheat = summary.submissions[0], summary.submissions[3]
+    assert honest.passed and honest.reason is None
+    assert honest.loss_before == pytest.approx(3.1) and honest.loss_after == pytest.approx(3.0)
+    assert honest.improvement == pytest.approx(0.1) and honest.score == pytest.approx(0.1)
+    assert not cheat.passed and cheat.reason == "not_significant" and cheat.score == 0.0
 
 
 def test_links_only_for_real_networks() -> None:
