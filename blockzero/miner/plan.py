@@ -1,0 +1,143 @@
+"""`blockzero miner --plan`: the memory a miner needs, by arithmetic, before it loads anything.
+
+    weights    shared weights at their precision + frozen experts at theirs
+               + the group's trainable rows in fp32
+    training   fp32 gradients and AdamW's two fp32 moments, for the group's rows only
+    activations what autograd keeps for the backward pass, per token (below)
+
+Full routing keeps every expert (the fused tensors stay whole; the group's rows are copied out
+into a small trainable tensor), partial keeps only the group's. Activations are counted per token
+from what the model saves for backward: per decoder layer the norms' inputs and outputs, q/k
+before and after their norms and rotary embedding, v, the attention output, the router's logits
+and probabilities, and for each of the top-k routed slots the gathered input, the gate/up output,
+the activation, the product and the down output; at the end the logits at the compute precision
+plus the fp32 copy and log-softmax the loss keeps. Gradients of the frozen experts' inputs still
+flow (earlier layers hold trainable rows), so nothing below the first MoE layer is skipped.
+Configs come from `configs/models/*.yaml` or from published config values typed in; a model is
+only ever built on the meta device here, so the plan for a 30B model needs no memory.
+"""
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from transformers import AutoModelForCausalLM, PretrainedConfig
+
+from blockzero.model.families import EXPERT_TENSORS, MoEAdapter
+
+Precision = Literal["float32", "bfloat16", "int8", "int4", "offload"]
+BYTES_PER_PARAM: dict[str, float] = {
+    "float32": 4.0,
+    "bfloat16": 2.0,
+    "int8": 1.0 + 2.0 / 128,  # per-row-block bf16 scales
+    "int4": 0.5 + 2.0 / 64,  # 4-bit with a bf16 scale per 64 values (nf4 / int4 weight-only)
+    "offload": 0.0,  # held in host memory, streamed in per layer
+}
+GIB = 1 << 30
+
+
+class MemoryPlan(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    mode: Literal["full_routing", "partial"]
+    shared_precision: Precision
+    frozen_precision: Precision
+    batch_tokens: int
+    shared_params: int
+    frozen_expert_params: int
+    trained_params: int
+    shared_bytes: int
+    frozen_bytes: int
+    trained_bytes: int
+    optimizer_bytes: int
+    activation_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return (
+            self.shared_bytes
+            + self.frozen_bytes
+            + self.trained_bytes
+            + self.optimizer_bytes
+            + self.activation_bytes
+        )
+
+    def fits(self, memory_gib: float) -> bool:
+        return self.total_bytes <= memory_gib * GIB
+
+    def lines(self, memory_gib: float) -> list[str]:
+        verdict = "fits" if self.fits(memory_gib) else "does NOT fit"
+        return [
+            f"mode {self.mode}, batch {self.batch_tokens} tokens",
+            f"shared weights    {self.shared_params / 1e6:10.1f} M params @ {self.shared_precision:8s} {self.shared_bytes / GIB:8.2f} GiB",
+            f"frozen experts    {self.frozen_expert_params / 1e6:10.1f} M params @ {self.frozen_precision:8s} {self.frozen_bytes / GIB:8.2f} GiB",
+            f"trained (group)   {self.trained_params / 1e6:10.1f} M params @ float32  {self.trained_bytes / GIB:8.2f} GiB",
+            f"grads + AdamW     {'':10s}   fp32 x3{'':10s} {self.optimizer_bytes / GIB:8.2f} GiB",
+            f"activations       {'':33s} {self.activation_bytes / GIB:8.2f} GiB",
+            f"total             {'':33s} {self.total_bytes / GIB:8.2f} GiB: {verdict} in {memory_gib:g} GiB",
+        ]
+
+
+def meta_model(config: PretrainedConfig) -> torch.nn.Module:
+    """The model's module tree on the meta device: shapes without memory."""
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
+def activation_bytes_per_token(config: PretrainedConfig, *, compute_bytes: int) -> int:
+    h = config.hidden_size
+    head_dim = getattr(config, "head_dim", None) or h // config.num_attention_heads
+    q = config.num_attention_heads * head_dim
+    kv = config.num_key_value_heads * head_dim
+    num_experts = getattr(config, "num_experts", None) or config.num_local_experts
+    k = config.num_experts_per_tok
+    inter = getattr(config, "moe_intermediate_size", None) or config.intermediate_size
+    attention = 2 * h + 5 * q + 4 * kv
+    moe = 2 * h + k * (3 * h + 4 * inter)
+    router = 2 * num_experts * 4
+    per_layer = (attention + moe) * compute_bytes + router
+    head = 2 * h * compute_bytes + config.vocab_size * (compute_bytes + 8)
+    return config.num_hidden_layers * per_layer + head
+
+
+def plan_memory(
+    config: PretrainedConfig,
+    *,
+    group_size: int | dict[int, int],
+    mode: Literal["full_routing", "partial"] = "full_routing",
+    shared_precision: Precision = "bfloat16",
+    frozen_precision: Precision = "bfloat16",
+    batch_size: int,
+    seq_len: int,
+    compute_bytes: int = 2,
+) -> MemoryPlan:
+    """Peak memory of one miner, from the config alone. `group_size`: experts per MoE layer."""
+    model = meta_model(config)
+    adapter = MoEAdapter(model)
+    sizes = {
+        layer.index: group_size if isinstance(group_size, int) else group_size[layer.index]
+        for layer in adapter.layers
+    }
+    per_expert = {
+        layer.index: sum(getattr(layer.experts, t)[0].numel() for t in EXPERT_TENSORS)
+        for layer in adapter.layers
+    }
+    all_experts = sum(per_expert[i] * adapter.num_experts for i in per_expert)
+    trained = sum(per_expert[i] * sizes[i] for i in per_expert)
+    shared = sum(p.numel() for p in model.parameters()) - all_experts
+    frozen = all_experts if mode == "full_routing" else 0
+    tokens = batch_size * seq_len
+    return MemoryPlan(
+        mode=mode,
+        shared_precision=shared_precision,
+        frozen_precision=frozen_precision,
+        batch_tokens=tokens,
+        shared_params=shared,
+        frozen_expert_params=frozen,
+        trained_params=trained,
+        shared_bytes=int(shared * BYTES_PER_PARAM[shared_precision]),
+        frozen_bytes=int(frozen * BYTES_PER_PARAM[frozen_precision]),
+        trained_bytes=4 * trained,
+        optimizer_bytes=12 * trained,
+        activation_bytes=tokens * activation_bytes_per_token(config, compute_bytes=compute_bytes),
+    )
