@@ -30,12 +30,6 @@ SETTINGS_FLAGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 """Unknown flags reach `ctx.args` and from there `load_settings`, which names any it rejects."""
 
 
-def register(app: typer.Typer) -> None:
-    """Add `explorer` and `weights` to `app`, letting settings flags through."""
-    app.command(context_settings=SETTINGS_FLAGS)(explorer)
-    app.command(context_settings=SETTINGS_FLAGS)(weights)
-
-
 @contextmanager
 def _errors() -> Iterator[None]:
     """One line per known failure instead of a traceback."""
@@ -135,3 +129,9 @@ def weights_table(view: WeightsView) -> Table:
             *(f"{w:.4f}" for w in row),
         )
     return table
+
+
+def register(app: typer.Typer) -> None:
+    """Add `explorer` and `weights` to `app`, letting settings flags through."""
+    app.command(context_settings=SETTINGS_FLAGS)(explorer)
+    app.command(context_settings=SETTINGS_FLAGS)(weights)

@@ -20,7 +20,7 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px}
 .meta{color:#4b5563} .meta span{margin-right:18px} .note{color:#92400e}
 table{border-collapse:collapse;background:#fff;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #e5e7eb;padding:4px 8px;text-align:right}
-th{background:#f3f4f6} td.text,th.text{text-align:left}
+th{background:#f3f4f6;text-align:center} td.text,th.text{text-align:left}
 .hk{font-family:ui-monospace,monospace;font-size:12px}
 .scroll{overflow-x:auto;max-width:100%} .pass{color:#15803d} .fail{color:#b91c1c}
 .chart .plot{fill:#fff;stroke:#d1d5db} .chart .grid{stroke:#eef0f3}

@@ -92,6 +92,8 @@ class ModelInfo(BaseModel):
 
 
 class ExplorerSnapshot(WeightsView):
+    """What the page shows and `/api/snapshot` returns; `notes` say what could not be read."""
+
     cycle: int
     phase: str
     links: list[Link] = Field(default_factory=list)

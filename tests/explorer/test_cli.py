@@ -40,3 +40,9 @@ def test_errors_are_one_line(subnet: Subnet, tmp_path) -> None:
     assert result.exit_code == 1 and result.output.startswith("error: FileNotFoundError")
     result = runner.invoke(app, ["weights", "--netuid", "1", "--wallet.nme", "x"])
     assert result.exit_code == 1 and "did you mean 'wallet.name'" in result.output
+
+
+def test_explorer_fails_before_serving_when_the_chain_is_missing(tmp_path) -> None:
+    args = ["explorer", "--port", "0", "--network", "local", "--paths.work_dir", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "no local chain" in result.output
