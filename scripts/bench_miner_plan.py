@@ -20,10 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "models" / "tiny-qwen3-moe.yaml"
 CASES = [
-    {"mode": "full_routing", "frozen": "bfloat16", "batch": 8, "seq": 128},
     {"mode": "full_routing", "frozen": "float32", "batch": 8, "seq": 128},
-    {"mode": "full_routing", "frozen": "bfloat16", "batch": 32, "seq": 128},
-    {"mode": "partial", "frozen": "bfloat16", "batch": 8, "seq": 128},
+    {"mode": "full_routing", "frozen": "float32", "batch": 32, "seq": 128},
+    {"mode": "partial", "frozen": "float32", "batch": 8, "seq": 128},
+    # On CPU bf16 expert matmuls allocate fp32 work buffers the plan does not count (the miner
+    # holds frozen experts in fp32 on CPU); on CUDA this is the normal case.
+    {"mode": "full_routing", "frozen": "bfloat16", "batch": 8, "seq": 128},
 ]
 STEPS = 4
 
@@ -82,7 +84,14 @@ def child(case: dict) -> dict:
         del model
     batches = train_batches(data, batch_size=case["batch"], seed=0)
     gtm.model.to(device)
-    train(gtm.model, gtm.trainable_parameters(), batches, InnerConfig(), max_steps=STEPS, device=device)
+    train(
+        gtm.model,
+        gtm.trainable_parameters(),
+        batches,
+        InnerConfig(),
+        max_steps=STEPS,
+        device=device,
+    )
     sampler.running = False
     sampler.join()
     measured = torch.cuda.max_memory_allocated() if cuda else sampler.peak - base
@@ -94,7 +103,9 @@ def main() -> None:
         print(json.dumps(child(json.loads(sys.argv[2]))))
         return
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
-    print(f"{'mode':13s} {'frozen':9s} {'batch':>5s} {'plan MiB':>9s} {'measured MiB':>13s} {'ratio':>6s}")
+    print(
+        f"{'mode':13s} {'frozen':9s} {'batch':>5s} {'plan MiB':>9s} {'measured MiB':>13s} {'ratio':>6s}"
+    )
     for case in CASES:
         out = subprocess.run(
             [sys.executable, __file__, "--child", json.dumps(case)],

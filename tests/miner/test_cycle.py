@@ -121,16 +121,16 @@ def test_tampered_model_is_refused(subnet, tamper):
 
 
 def test_restart_after_kill_mid_training_resumes(subnet, tiny_config, monkeypatch):
-    real_batches = steps.train_batches
+    real_train = steps.train
 
-    def killed_after_one(*args, **kwargs):
-        yield next(real_batches(*args, **kwargs))
+    def killed_after_one_step(*args, **kwargs):
+        real_train(*args, **{**kwargs, "max_steps": 1})
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(steps, "train_batches", killed_after_one)
+    monkeypatch.setattr(steps, "train", killed_after_one_step)
     with pytest.raises(KeyboardInterrupt):
         subnet.miner().run(cycles=1)
-    monkeypatch.setattr(steps, "train_batches", real_batches)
+    monkeypatch.setattr(steps, "train", real_train)
     miner = subnet.miner()
     assert miner.state.records == []
     miner.run(cycles=1)
