@@ -13,7 +13,7 @@ from pathlib import Path
 from bittensor import settings as bt_settings
 from pydantic import BaseModel, ConfigDict, Field
 
-from blockzero.chain.port import Chain, Metagraph
+from blockzero.chain.port import Chain, Metagraph, Neuron
 from blockzero.explorer.evidence import CycleSummary, EvidenceSource
 from blockzero.global_model import ModelCache, canonical_model
 from blockzero.hub.errors import HubError
@@ -30,18 +30,9 @@ TAOSTATS_SUBNET_URL = "https://taostats.io/subnets/{netuid}"
 """A convention, not the SDK's: it links taomarketcap (bittensor.settings) for mainnet only."""
 
 
-class NeuronRow(BaseModel):
+class NeuronRow(Neuron):
     """One uid: the chain's columns plus its role and, for a miner, this cycle's group."""
 
-    model_config = ConfigDict(frozen=True)
-
-    uid: int
-    hotkey: str
-    coldkey: str | None
-    stake: float
-    validator_permit: bool
-    incentive: float
-    last_update: int
     is_miner: bool
     group: int | None = None
     url: str | None = None
