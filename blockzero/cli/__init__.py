@@ -4,6 +4,7 @@ import typer
 
 from blockzero import __version__
 from blockzero.cli.chain import app as chain_app
+from blockzero.cli.explorer import register as register_explorer
 from blockzero.cli.smoke import smoke
 
 app = typer.Typer(
@@ -14,6 +15,7 @@ app = typer.Typer(
 )
 app.add_typer(chain_app, name="chain")
 app.command()(smoke)
+register_explorer(app)
 
 
 @app.command()
