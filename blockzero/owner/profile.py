@@ -91,25 +91,26 @@ class ExpertProfile(BaseModel):
 
 
 class _RoutingCounter:
-    """Accumulates slot counts and gate sums per layer from router forward hooks."""
+    """Accumulates slot counts and gate sums per layer from router forward hooks, on the
+    model's device so a GPU run never waits for a copy to the host."""
 
-    def __init__(self, adapter: MoEAdapter) -> None:
+    def __init__(self, adapter: MoEAdapter, device: torch.device) -> None:
         self.num_experts = adapter.num_experts
         self.counts = {
-            layer.index: torch.zeros(self.num_experts, dtype=torch.int64)
+            layer.index: torch.zeros(self.num_experts, dtype=torch.int64, device=device)
             for layer in adapter.layers
         }
         self.gates = {
-            layer.index: torch.zeros(self.num_experts, dtype=torch.float64)
+            layer.index: torch.zeros(self.num_experts, dtype=torch.float64, device=device)
             for layer in adapter.layers
         }
 
     def hook(self, layer: int):
         def record(_module: nn.Module, _inputs, output) -> None:
             _, weights, selected = output
-            selected = selected.reshape(-1).cpu()
+            selected = selected.reshape(-1)
             self.counts[layer] += torch.bincount(selected, minlength=self.num_experts)
-            self.gates[layer].index_add_(0, selected, weights.reshape(-1).double().cpu())
+            self.gates[layer].index_add_(0, selected, weights.reshape(-1).double())
 
         return record
 
@@ -140,7 +141,7 @@ def profile_experts(
     adapter = MoEAdapter(model)
     device = torch.device(device)
     model.to(device).eval()
-    counter = _RoutingCounter(adapter)
+    counter = _RoutingCounter(adapter, device)
     with (
         _router_hooks(adapter, counter),
         Progress(
