@@ -131,6 +131,7 @@ class Miner:
         train phase is left, else the next (after waiting for it to start)."""
         head = self.chain.current_block()
         cycle = self.schedule.cycle_of(head)
+        self._expire_pending(before=cycle)
         record = self.state.record(cycle)
         if record is not None:
             if record.stage in (Stage.WRITTEN, Stage.COMMITTED):
@@ -139,6 +140,13 @@ class Miner:
             return cycle
         self.chain.wait_for_block(self.schedule.cycle_start(cycle + 1))
         return cycle + 1
+
+    def _expire_pending(self, *, before: int) -> None:
+        """Submissions of past cycles that never got revealed (the miner was down) are missed."""
+        for r in self.state.records:
+            if r.cycle < before and r.stage in (Stage.WRITTEN, Stage.COMMITTED):
+                reason = f"miner was down until cycle {before}"
+                self._save(r.model_copy(update={"stage": Stage.MISSED, "reason": reason}))
 
     def _train_time_left(self, cycle: int) -> float:
         deadline = train_deadline(
