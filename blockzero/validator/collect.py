@@ -11,7 +11,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -118,33 +118,30 @@ def candidates(
         r = _parse(reveals.get(hotkey), RevealCommitment, cycle, reveal)
         late = _parse(latest.get(hotkey), RevealCommitment, cycle, (reveal.stop, 1 << 62))
         base = Candidate(hotkey=hotkey, uid=uids[hotkey], group=groups[hotkey])
-        hash_block = hashes[hotkey].block if h is not None else None
         if r is None and late is None and h is None:
             continue
         if r is not None and h is not None:
-            out.append(
-                Candidate(
-                    **{**base.__dict__, "hash": h, "hash_block": hash_block, "reveal": r},
-                    reveal_block=reveals[hotkey].block,
-                )
+            found = replace(
+                base,
+                hash=h,
+                hash_block=hashes[hotkey].block,
+                reveal=r,
+                reveal_block=reveals[hotkey].block,
             )
         elif late is not None:
             detail = f"revealed at block {latest[hotkey].block}, window closed at {reveal.stop}"
-            out.append(Candidate(**{**base.__dict__, "reason": Reason.LATE, "detail": detail}))
+            found = replace(base, reason=Reason.LATE, detail=detail)
         elif h is None:
             detail = (
                 f"no hash commitment for cycle {cycle} in blocks {commit.start}..{commit.stop - 1}"
             )
-            out.append(
-                Candidate(**{**base.__dict__, "reason": Reason.NO_COMMITMENT, "detail": detail})
-            )
+            found = replace(base, reason=Reason.NO_COMMITMENT, detail=detail)
         else:
             detail = (
                 f"no valid reveal for cycle {cycle} in blocks {reveal.start}..{reveal.stop - 1}"
             )
-            out.append(
-                Candidate(**{**base.__dict__, "reason": Reason.NOT_REVEALED, "detail": detail})
-            )
+            found = replace(base, reason=Reason.NOT_REVEALED, detail=detail)
+        out.append(found)
     return out
 
 
