@@ -5,6 +5,7 @@ import typer
 from blockzero import __version__
 from blockzero.cli.chain import app as chain_app
 from blockzero.cli.explorer import register as register_explorer
+from blockzero.cli.miner import miner
 from blockzero.cli.smoke import smoke
 
 app = typer.Typer(
@@ -16,6 +17,7 @@ app = typer.Typer(
 app.add_typer(chain_app, name="chain")
 app.command()(smoke)
 register_explorer(app)
+app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(miner)
 
 
 @app.command()
