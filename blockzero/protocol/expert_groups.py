@@ -149,16 +149,24 @@ def save_registry(registry: ExpertGroupRegistry, path: Path) -> None:
 
 
 def contiguous_registry(
-    *, num_experts: int, top_k: int, moe_layers: Sequence[int], domains: Sequence[str]
+    *,
+    num_experts: int,
+    top_k: int,
+    moe_layers: Sequence[int],
+    domains: Sequence[str],
+    group_size: int | None = None,
 ) -> ExpertGroupRegistry:
-    """Split every layer's experts into equal contiguous blocks, one per domain.
+    """Give each domain a contiguous block of `group_size` experts per layer (all experts split
+    evenly when None); experts past the last block stay ungrouped.
 
     A baseline only: groups chosen by activation (the owner tools) forget far less.
     """
     n = len(domains)
-    if n == 0 or num_experts % n:
-        raise RegistryError(f"{num_experts} experts do not split evenly into {n} groups")
-    size = num_experts // n
+    if group_size is None:
+        if n == 0 or num_experts % n:
+            raise RegistryError(f"{num_experts} experts do not split evenly into {n} groups")
+        group_size = num_experts // n
+    size = group_size
     groups = [
         ExpertGroup(
             id=i,

@@ -85,6 +85,10 @@ def test_contiguous_registry_splits_evenly():
         (8, 9, 10, 11),
         (12, 13, 14, 15),
     ]
+    three = contiguous_registry(
+        num_experts=16, top_k=2, moe_layers=(0,), domains=["a", "b", "c"], group_size=4
+    )
+    assert three.ungrouped(0) == (12, 13, 14, 15)
     with pytest.raises(RegistryError, match="do not split evenly"):
         contiguous_registry(num_experts=16, top_k=2, moe_layers=(0,), domains=["a", "b", "c"])
 
