@@ -29,14 +29,15 @@ def test_frequencies_per_layer_sum_to_top_k(profiles):
 def test_hook_counts_match_the_router_logits(warm_model, corpora):
     batch = corpora["code"].train[:SEQUENCES]
     adapter = MoEAdapter(warm_model)
+    hooks_before = [len(layer.router._forward_hooks) for layer in adapter.layers]
     profile = profile_experts(warm_model, batch, data="code", batch_size=3)
+    assert [len(layer.router._forward_hooks) for layer in adapter.layers] == hooks_before
     with torch.no_grad():
         logits = warm_model(input_ids=batch, output_router_logits=True).router_logits
     for layer, layer_logits in zip(adapter.layers, logits, strict=True):
         chosen = layer_logits.topk(adapter.top_k, dim=-1).indices.reshape(-1)
         expected = torch.bincount(chosen, minlength=adapter.num_experts).tolist()
         assert list(profile.layer(layer.index).slot_counts) == expected
-    assert all(not layer.router._forward_hooks for layer in adapter.layers)
 
 
 def test_general_profile_is_the_sum_of_the_domains(profiles, warm_model, corpora):
