@@ -15,7 +15,7 @@ leaves no drift in the momentum either) and the gate runs again, until it holds.
 
 import logging
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -63,6 +63,8 @@ class Undo:
     group: ExpertGroup
     rows: GroupTensors
     momentum: dict[str, torch.Tensor | None]
+    merged: GroupTensors
+    plain: bool = False
 
 
 def step_group(
@@ -79,6 +81,7 @@ def step_group(
         group=group,
         rows={k: v.clone() for k, v in rows.items()},
         momentum={n: momentum[k].clone() if k in momentum else None for n, k in keys.items()},
+        merged={k: v.cpu() for k, v in merged.items()},
     )
     local = {n: momentum[k] for n, k in keys.items() if k in momentum}
     outer_step(rows, {k: v.cpu() for k, v in merged.items()}, local, cfg)
@@ -126,9 +129,18 @@ def gate(
             why = f"rolled back: {worst or f'mean loss +{after_all - before_all:.4f}'}"
         else:
             for g in kept:
-                outcome[g] = f"kept: own domain loss {before[g]:.4f} -> {after[g]:.4f}"
+                how = " (plain merged delta)" if kept[g].plain else ""
+                outcome[g] = f"kept{how}: own domain loss {before[g]:.4f} -> {after[g]:.4f}"
             return outcome
         logger.info("gate: group %d %s", victim, why)
-        rollback(scorer, kept.pop(victim), momentum)
+        undo = kept.pop(victim)
+        rollback(scorer, undo, momentum)
         outcome[victim] = why
+        if not undo.plain:
+            # Second try: the merged delta itself, the step size Proof-of-Loss accepted each
+            # delta at, with momentum left as it was: an overshooting Nesterov step should not
+            # cost the group its cycle.
+            plain = {k: v - undo.merged[k] for k, v in undo.rows.items()}
+            write_group_rows(scorer.adapter, undo.group, plain)
+            kept[victim] = replace(undo, plain=True)
     return outcome

@@ -53,7 +53,7 @@ def test_gate_rolls_back_a_step_that_raises_its_domain_loss(scorer, registry):
     momentum: dict = {}
     undo = {0: step_group(scorer, group, harmful, momentum, OuterConfig())}
     outcome = gate(scorer, undo, eval_sets, base, momentum, tolerance=0.01)
-    assert outcome[0].startswith("rolled back")
+    assert outcome[0].startswith("rolled back")  # the Nesterov step, then the plain delta
     assert momentum == {}
     assert all(torch.equal(v, before[k]) for k, v in scorer.model.state_dict().items())
 
