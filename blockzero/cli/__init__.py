@@ -6,6 +6,7 @@ from blockzero import __version__
 from blockzero.cli.chain import app as chain_app
 from blockzero.cli.explorer import register as register_explorer
 from blockzero.cli.miner import miner
+from blockzero.cli.owner import app as owner_app
 from blockzero.cli.smoke import smoke
 
 app = typer.Typer(
@@ -15,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(chain_app, name="chain")
+app.add_typer(owner_app, name="owner")
 app.command()(smoke)
 register_explorer(app)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(miner)

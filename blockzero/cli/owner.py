@@ -294,13 +294,13 @@ def _publish(
 ) -> "Published":
     """Open the chain, hub and wallet the settings name and publish for the current cycle."""
     from blockzero.connect import open_chain, open_hub, open_wallet
-    from blockzero.owner.publish import publish_model
+    from blockzero.owner.publish import publish_initial_model
     from blockzero.settings import load_protocol_config, load_settings
 
     settings = load_settings(settings_args)
     chain = open_chain(settings)
     cycle = load_protocol_config(settings).cycle.cycle_of(chain.current_block())
-    return publish_model(
+    return publish_initial_model(
         model,
         result.selection.registry,
         shards_dir=result.out_dir / "shards",

@@ -14,9 +14,9 @@ from transformers import PreTrainedModel
 from blockzero.chain.port import Chain
 from blockzero.hub.port import Hub
 from blockzero.model.shards import write_model_dir
-from blockzero.protocol.commitments import ManifestCommitment, encode
 from blockzero.protocol.expert_groups import ExpertGroupRegistry
 from blockzero.protocol.manifest import MANIFEST_FILE
+from blockzero.publish import publish_model
 
 if TYPE_CHECKING:
     from bittensor import Wallet
@@ -32,7 +32,7 @@ class Published(BaseModel):
     files: list[str]
 
 
-def publish_model(
+def publish_initial_model(
     model: PreTrainedModel,
     registry: ExpertGroupRegistry,
     *,
@@ -49,21 +49,18 @@ def publish_model(
     The chain commitment comes last, so nobody is ever pointed at files that are not there yet.
     """
     manifest = write_model_dir(Path(shards_dir), model, registry, cycle=cycle, dtype=dtype)
-    names = [*sorted(manifest.files), MANIFEST_FILE]
-    hub.ensure_repo(repo_id)
-    revision = hub.upload(
-        repo_id,
-        {name: Path(shards_dir) / name for name in names},
-        f"blockzero initial model, cycle {cycle}",
+    commitment = publish_model(
+        chain=chain,
+        hub=hub,
+        wallet=wallet,
+        repo_id=repo_id,
+        model_dir=Path(shards_dir),
+        manifest=manifest,
     )
-    commitment = ManifestCommitment(
-        cycle=cycle, revision=revision, manifest_sha256=manifest.sha256(), repo_id=repo_id
-    )
-    chain.publish_commitment(wallet, encode(commitment))
     return Published(
         repo_id=repo_id,
-        revision=revision,
+        revision=commitment.revision,
         cycle=cycle,
-        manifest_sha256=manifest.sha256().hex(),
-        files=names,
+        manifest_sha256=commitment.manifest_sha256.hex(),
+        files=[*sorted(manifest.files), MANIFEST_FILE],
     )
