@@ -126,6 +126,7 @@ def main() -> None:
                 workers=args.workers,
                 max_bytes=1 << 30,
                 timeout_s=60,
+                verify_in_pool=args.device != "cpu",
             ):
                 assert isinstance(got, collect.Verified), got
                 domain, general = scorer.score(

@@ -278,6 +278,7 @@ class Validator:
             workers=self.cfg.download_workers,
             max_bytes=self.cfg.max_submission_bytes,
             timeout_s=self.cfg.download_timeout_s,
+            verify_in_pool=self.cfg.device != "cpu",
         ):
             if isinstance(got, collect.Refused):
                 out[c.hotkey] = Scored(c, refused=got)
