@@ -1,14 +1,17 @@
 """The submission file: a miner's pseudo-gradient as safetensors, and its verification.
 
-Layout (see docs/delta.md): a safetensors file whose tensors are exactly the group's expert rows
-under their full-model names (`model.layers.{i}.mlp.experts.{gate_up_proj|down_proj}`, shape
-`[group size, ...]`), all in the codec's dtype, plus string metadata: format, protocol version,
-base model revision, cycle, group, hotkey, tokens trained, codec.
+Layout (see docs/delta.md): a safetensors file holding the group's expert rows under their
+full-model names (`model.layers.{i}.mlp.experts.{gate_up_proj|down_proj}`, shape
+`[group size, ...]`) as encoded by the declared codec (`blockzero.delta.codecs`: `<name>` for
+dense codecs, `<name>.values|indices|scales` for top-k), plus string metadata: format, protocol
+version, base model revision, cycle, group, hotkey, tokens trained, codec and, for sparse codecs,
+density.
 
 Verification treats the file as hostile: the size is capped before anything is read, the header
-is parsed by hand with its own cap and checked against the expected keys, shapes and dtypes
-before any tensor is loaded, and only then are values checked (finite, norm bound). Nothing is
-ever unpickled.
+is parsed by hand with its own cap and checked against the accepted codecs and the keys, shapes
+and dtypes that the registry and the declared codec imply, before any tensor is loaded; then the
+codec's invariants (index ranges and order, scales), and only after decoding the values (finite,
+norm bound). Nothing is ever unpickled.
 """
 
 import json
@@ -24,6 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from blockzero.atomic import atomic_path
+from blockzero.delta.codecs import CODECS, CodecName, InvalidEncoding, TensorSpec, make_codec
 from blockzero.delta.pseudo_gradient import global_norm
 from blockzero.model.group_rows import GroupTensors
 from blockzero.protocol.version import PROTOCOL_VERSION
@@ -34,7 +38,6 @@ CODEC_DTYPES: dict[str, tuple[torch.dtype, str]] = {
     "bf16": (torch.bfloat16, "BF16"),
     "fp32": (torch.float32, "F32"),
 }
-Codec = Literal["bf16", "fp32"]
 
 
 class Rejection(StrEnum):
@@ -49,6 +52,8 @@ class Rejection(StrEnum):
     NON_FINITE = "non_finite"
     OVER_NORM = "over_norm"
     BAD_METADATA = "bad_metadata"
+    BAD_CODEC = "bad_codec"
+    BAD_ENCODING = "bad_encoding"
 
 
 class InvalidSubmission(Exception):
@@ -72,14 +77,17 @@ class SubmissionMeta(BaseModel):
     group: int = Field(ge=0)
     hotkey: str = Field(min_length=1, max_length=64)
     tokens: int = Field(ge=0)
-    codec: Codec = "bf16"
+    codec: CodecName = "bf16"
+    density: float | None = Field(default=None, gt=0, le=1)
 
     def to_strings(self) -> dict[str, str]:
-        return {k: str(v) for k, v in self.model_dump().items()}
+        return {k: str(v) for k, v in self.model_dump(exclude_none=True).items()}
 
 
 class Expectation(BaseModel):
-    """What the verifier requires of one submission."""
+    """What the verifier requires of one submission. `shapes` are the group's decoded tensors;
+    the codec is the miner's choice among `codecs`, so `meta.codec` and `meta.density` are not
+    compared: a sparse codec's declared density must not exceed `max_density`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
@@ -87,15 +95,20 @@ class Expectation(BaseModel):
     meta: SubmissionMeta
     max_bytes: int = Field(gt=0)
     max_norm: float = Field(gt=0)
+    codecs: frozenset[CodecName] = frozenset(CODECS)
+    max_density: float = Field(default=0.1, gt=0, le=1)
+
+
+def write_encoded(path: Path, encoded: dict[str, torch.Tensor], meta: SubmissionMeta) -> Path:
+    """Write parts already encoded with the meta's codec, atomically."""
+    with atomic_path(Path(path)) as tmp:
+        save_file(dict(sorted(encoded.items())), str(tmp), metadata=meta.to_strings())
+    return Path(path)
 
 
 def write_submission(path: Path, delta: GroupTensors, meta: SubmissionMeta) -> Path:
     """Encode `delta` with the meta's codec and write it atomically."""
-    dtype, _ = CODEC_DTYPES[meta.codec]
-    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in sorted(delta.items())}
-    with atomic_path(Path(path)) as tmp:
-        save_file(tensors, str(tmp), metadata=meta.to_strings())
-    return Path(path)
+    return write_encoded(path, make_codec(meta.codec, meta.density).encode(delta), meta)
 
 
 def _read_header(path: Path, size: int) -> dict:
@@ -128,41 +141,53 @@ def _read_header(path: Path, size: int) -> dict:
     return header
 
 
-def _check_meta(raw: object, expected: SubmissionMeta) -> SubmissionMeta:
+def _check_meta(raw: object, exp: Expectation) -> SubmissionMeta:
     if not isinstance(raw, dict):
         raise InvalidSubmission(Rejection.BAD_METADATA, "no metadata")
+    codec = raw.get("codec", "bf16")
+    if not isinstance(codec, str) or codec not in exp.codecs:
+        raise InvalidSubmission(
+            Rejection.BAD_CODEC, f"codec {codec!r} not accepted (accepted {sorted(exp.codecs)})"
+        )
     try:
         meta = SubmissionMeta.model_validate(raw)
     except ValidationError as e:
         raise InvalidSubmission(Rejection.BAD_METADATA, str(e).replace("\n", " ")) from e
     diffs = {
         k: (getattr(meta, k), v)
-        for k, v in expected.model_dump().items()
-        if k != "tokens" and getattr(meta, k) != v
+        for k, v in exp.meta.model_dump().items()
+        if k not in ("tokens", "codec", "density") and getattr(meta, k) != v
     }
     if diffs:
         detail = ", ".join(f"{k}={got!r} (expected {want!r})" for k, (got, want) in diffs.items())
         raise InvalidSubmission(Rejection.BAD_METADATA, detail)
+    if CODECS[meta.codec].sparse != (meta.density is not None):
+        raise InvalidSubmission(
+            Rejection.BAD_CODEC, f"codec {meta.codec} with density {meta.density}"
+        )
+    if meta.density is not None and meta.density > exp.max_density:
+        raise InvalidSubmission(
+            Rejection.BAD_CODEC, f"density {meta.density} over the cap {exp.max_density}"
+        )
     return meta
 
 
-def _check_layout(header: dict, exp: Expectation) -> None:
+def _check_layout(header: dict, layout: dict[str, TensorSpec]) -> None:
     keys = set(header) - {"__metadata__"}
-    missing, extra = sorted(exp.shapes.keys() - keys), sorted(keys - exp.shapes.keys())
+    missing, extra = sorted(layout.keys() - keys), sorted(keys - layout.keys())
     if missing:
         raise InvalidSubmission(Rejection.MISSING_KEY, f"missing {missing}")
     if extra:
         raise InvalidSubmission(Rejection.EXTRA_KEY, f"unexpected {extra}")
-    _, dtype_name = CODEC_DTYPES[exp.meta.codec]
-    for name, shape in exp.shapes.items():
+    for name, spec in layout.items():
         entry = header[name]
-        if entry.get("dtype") != dtype_name:
+        if entry.get("dtype") != spec.dtype_name:
             raise InvalidSubmission(
-                Rejection.BAD_DTYPE, f"{name} is {entry.get('dtype')}, expected {dtype_name}"
+                Rejection.BAD_DTYPE, f"{name} is {entry.get('dtype')}, expected {spec.dtype_name}"
             )
-        if tuple(entry.get("shape", ())) != tuple(shape):
+        if tuple(entry.get("shape", ())) != spec.shape:
             raise InvalidSubmission(
-                Rejection.BAD_SHAPE, f"{name} is {entry.get('shape')}, expected {list(shape)}"
+                Rejection.BAD_SHAPE, f"{name} is {entry.get('shape')}, expected {list(spec.shape)}"
             )
 
 
@@ -173,12 +198,19 @@ def read_submission(path: Path, exp: Expectation) -> tuple[GroupTensors, Submiss
     if size > exp.max_bytes:
         raise InvalidSubmission(Rejection.TOO_LARGE, f"{size} bytes > cap {exp.max_bytes}")
     header = _read_header(path, size)
-    meta = _check_meta(header.get("__metadata__"), exp.meta)
-    _check_layout(header, exp)
+    meta = _check_meta(header.get("__metadata__"), exp)
+    codec = make_codec(meta.codec, meta.density)
+    _check_layout(header, codec.layout(exp.shapes))
     try:
-        tensors = load_file(str(path))
+        encoded = load_file(str(path))
     except (SafetensorError, ValueError, RuntimeError) as e:
         raise InvalidSubmission(Rejection.MALFORMED, f"safetensors refused the file: {e}") from e
+    try:
+        codec.check(encoded, exp.shapes)
+    except InvalidEncoding as e:
+        reason = Rejection.NON_FINITE if e.non_finite else Rejection.BAD_ENCODING
+        raise InvalidSubmission(reason, str(e)) from e
+    tensors = codec.decode(encoded, exp.shapes)
     for name, t in tensors.items():
         if not torch.isfinite(t).all():
             raise InvalidSubmission(Rejection.NON_FINITE, f"{name} has NaN or Inf values")
@@ -187,4 +219,4 @@ def read_submission(path: Path, exp: Expectation) -> tuple[GroupTensors, Submiss
         raise InvalidSubmission(
             Rejection.OVER_NORM, f"L2 norm {norm:.4g} > bound {exp.max_norm:.4g}"
         )
-    return {k: v.to(torch.float32) for k, v in tensors.items()}, meta
+    return tensors, meta
