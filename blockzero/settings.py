@@ -31,6 +31,8 @@ from blockzero.protocol.version import PROTOCOL_VERSION
 
 ENV_PREFIX = "BLOCKZERO_"
 _NAME = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+# blockzero.delta.codecs.CodecName, spelled out so loading settings does not import torch.
+Codec = Literal["bf16", "fp32", "int8", "topk_int8"]
 
 
 class SettingsError(ValueError):
@@ -98,6 +100,8 @@ class MinerSettings(_Section):
         "honest", "zero", "noise", "sign_flip", "scale", "nan", "copy", "copy_noise"
     ] = "honest"
     copy_from: str | None = None
+    codec: Codec = "bf16"
+    density: float = Field(default=0.03, gt=0, le=0.1)
 
 
 class LoggingSettings(_Section):
@@ -126,6 +130,14 @@ class ValidatorSettings(_Section):
     outer_lr: float = Field(default=0.7, gt=0)
     outer_momentum: float = Field(default=0.9, ge=0, lt=1)
     ema_alpha: float = Field(default=0.3, gt=0, le=1)
+    codecs: list[Codec] = Field(default=["bf16", "fp32", "int8", "topk_int8"], min_length=1)
+    max_density: float = Field(default=0.1, gt=0, le=1)
+
+    @field_validator("codecs", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # Flags and environment variables arrive as one string: `--validator.codecs bf16,int8`.
+        return value.split(",") if isinstance(value, str) else value
 
 
 class Settings(BaseModel):

@@ -2,6 +2,7 @@
 submission is refused."""
 
 from collections.abc import Callable
+from typing import get_args
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from blockzero.delta.submission import (
     write_encoded,
     write_submission,
 )
+from blockzero.settings import Codec, MinerSettings, ValidatorSettings
 
 DOWN = "model.layers.0.mlp.experts.down_proj"
 GATE_UP = "model.layers.0.mlp.experts.gate_up_proj"
@@ -254,5 +256,6 @@ def test_wrong_shapes_for_the_declared_codec(tmp_path):
     assert rejected(path) is Rejection.BAD_DTYPE
 
 
-def test_registry_names_every_codec_once():
-    assert sorted(CODECS) == ["bf16", "fp32", "int8", "topk_int8"]
+def test_settings_offer_exactly_the_registered_codecs():
+    assert set(get_args(Codec)) == set(CODECS) == set(ValidatorSettings().codecs)
+    assert MinerSettings().density <= ValidatorSettings().max_density
