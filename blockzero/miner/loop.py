@@ -18,8 +18,10 @@ from blockzero.chain.errors import ChainError, NotRegistered
 from blockzero.chain.port import Chain
 from blockzero.data.domains import DomainCorpus, load_data_config, load_domain
 from blockzero.data.tokenizer import load_tokenizer
+from blockzero.delta.codecs import CODECS
+from blockzero.delta.feedback import ErrorFeedback
 from blockzero.delta.hashing import sha256_file
-from blockzero.delta.submission import SubmissionMeta, write_submission
+from blockzero.delta.submission import SubmissionMeta
 from blockzero.global_model import ModelCache, canonical_model
 from blockzero.hub.errors import HubError
 from blockzero.hub.port import Hub
@@ -88,6 +90,7 @@ class Miner:
         self.dir = settings.paths.work_dir.expanduser() / "miner" / self.hotkey
         self.cache = ModelCache(self.dir / "models")
         self.store = StateStore(self.dir / "state.json")
+        self.feedback = ErrorFeedback(self.dir / "residual.safetensors")
         self.state = self.store.load()
         self.block_time_s = cfg.block_time_s or getattr(chain, "block_time_s", DEFAULT_BLOCK_TIME_S)
         self.setup = self._train_setup()
@@ -243,8 +246,10 @@ class Miner:
             group=group.id,
             hotkey=self.hotkey,
             tokens=report.tokens,
+            codec=self.cfg.codec,
+            density=self.cfg.density if CODECS[self.cfg.codec].sparse else None,
         )
-        write_submission(path, delta, meta)
+        self.feedback.write_submission(path, delta, meta, parent_revision=manifest.parent_revision)
         logger.info(
             "cycle %d group %d: %d steps, %d tokens, loss %.4f -> %.4f, %.0f tok/s, peak %.0f MiB, "
             "fetched %d bytes",
