@@ -34,10 +34,6 @@ from blockzero.protocol.version import PROTOCOL_VERSION
 
 FORMAT = "blockzero-delta"
 MAX_HEADER_BYTES = 1 << 20
-CODEC_DTYPES: dict[str, tuple[torch.dtype, str]] = {
-    "bf16": (torch.bfloat16, "BF16"),
-    "fp32": (torch.float32, "F32"),
-}
 
 
 class Rejection(StrEnum):

@@ -18,10 +18,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from blockzero.chain.port import Chain, Commitment
+from blockzero.delta.codecs import CODECS
 from blockzero.delta.hashing import sha256_file
 from blockzero.delta.pseudo_gradient import global_norm
 from blockzero.delta.submission import (
-    CODEC_DTYPES,
     Expectation,
     InvalidSubmission,
     Rejection,
@@ -201,7 +201,7 @@ def verify(
         return Refused(Reason.HASH_MISMATCH, "file does not match the hash committed", file_sha)
     declared = _declared(path)
     codec = declared.get("codec", "bf16")
-    exp = expect(codec if codec in CODEC_DTYPES else "bf16")
+    exp = expect(codec if codec in CODECS else "bf16")
     try:
         delta, _ = read_submission(path, exp)
     except InvalidSubmission as e:

@@ -264,6 +264,8 @@ class Validator:
                 meta=meta,
                 max_bytes=self.cfg.max_submission_bytes,
                 max_norm=bounds[c.group],
+                codecs=frozenset(self.cfg.codecs),
+                max_density=self.cfg.max_density,
             )
 
         work = self.downloads / f"cycle-{cycle}"
