@@ -43,27 +43,6 @@ DATA = {
 }
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Send every bittensor cache and config path (and HOME, for children) to a temp dir."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    cache = home / ".bittensor"
-    for var, name in [
-        ("BTCLI_CONFIG", "btcli.json"),
-        ("BTCLI_TOKEN_SYMBOLS_CACHE", "btcli_token_symbols.json"),
-        ("BTCLI_SUBNET_NAMES_CACHE", "btcli_subnet_names.json"),
-        ("BTCLI_PROXIES_PATH", "btcli_proxies.json"),
-        ("BTCLI_ADDRESSES_PATH", "btcli_addresses.json"),
-        ("BTCLI_MULTISIGS_PATH", "btcli_multisigs.json"),
-        ("BTCLI_MULTISIG_CACHE", "btcli_multisig_cache.json"),
-    ]:
-        monkeypatch.setenv(var, str(cache / name))
-    monkeypatch.setenv("BITTENSOR_RUNTIME_CACHE_DIR", str(cache / "runtime"))
-    return home
-
-
 def make_wallet(wallet_dir: Path, name: str) -> bt.Wallet:
     wallet = bt.Wallet(name=name, hotkey="default", path=str(wallet_dir))
     wallet.create_new_coldkey(use_password=False, overwrite=True, suppress=True)
