@@ -138,6 +138,7 @@ def main() -> None:
                 ).passed
             sync()
             scoring.append(time.perf_counter() - start)
+            print(f"run {rep}: bare {bare[-1]:.2f} s, scoring {scoring[-1]:.2f} s", flush=True)
     bare_s, scoring_s = min(bare), min(scoring)
 
     tokens = 2 * args.eval_sequences * args.seq_len

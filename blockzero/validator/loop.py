@@ -16,6 +16,7 @@ import logging
 import shutil
 
 import bittensor as bt
+import torch
 from safetensors.torch import load_file
 
 from blockzero.chain.errors import ChainError
@@ -94,7 +95,7 @@ class Validator:
         self.state = self.store.load()
         self.scorer: ResidentScorer | None = None
         self.revision: str | None = None
-        self.momentum: dict = {}
+        self.momentum: dict[str, torch.Tensor] = {}
         self.outer = OuterConfig(lr=self.cfg.outer_lr, momentum=self.cfg.outer_momentum)
 
     @property

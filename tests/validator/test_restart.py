@@ -3,7 +3,9 @@ the published evidence re-scores to the same numbers."""
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from blockzero.cli.validator import audit_app
 from blockzero.global_model import ModelCache
 from blockzero.protocol.cycle import Phase
 from blockzero.validator.audit import audit_cycle
@@ -78,3 +80,22 @@ def test_kill_mid_merge_then_restart(
         batch_size=16,
     )
     assert report.rescored == 2 and report.mismatches == []
+
+
+def test_audit_command_rescores_published_evidence(net, initial_state, deltas, publish_initial):
+    _two_honest_miners(net, initial_state, deltas, publish_initial)
+    net.validator("val", *ARGS).run_cycle(1)
+    flags = [
+        "--network", "local",
+        "--paths.work_dir", str(net.tmp / "chain"),
+        "--hub.local_root", str(net.tmp / "hub"),
+        "--validator.registry", str(net.registry_path),
+        "--validator.data", str(net.data_path),
+        "--validator.evidence_repo", "val/evidence",
+        "--validator.batch_size", "16",
+    ]  # fmt: skip
+    result = CliRunner().invoke(audit_app, ["--cycle", "1", *flags])
+    assert result.exit_code == 0, result.output
+    assert "re-scored 2 submissions, 0 mismatches" in result.output
+    missing = CliRunner().invoke(audit_app, ["--cycle", "7", *flags])
+    assert missing.exit_code == 1 and "EvidenceNotFound" in missing.output
