@@ -8,6 +8,7 @@ from blockzero.cli.explorer import register as register_explorer
 from blockzero.cli.miner import miner
 from blockzero.cli.owner import app as owner_app
 from blockzero.cli.smoke import smoke
+from blockzero.cli.validator import audit, validator
 
 app = typer.Typer(
     name="blockzero",
@@ -19,7 +20,11 @@ app.add_typer(chain_app, name="chain")
 app.add_typer(owner_app, name="owner")
 app.command()(smoke)
 register_explorer(app)
-app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(miner)
+PASS_FLAGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+"""Neuron commands take Bittensor-style flags and hand them to `load_settings`."""
+app.command(context_settings=PASS_FLAGS)(miner)
+app.command(context_settings=PASS_FLAGS)(validator)
+app.command(context_settings=PASS_FLAGS)(audit)
 
 
 @app.command()
