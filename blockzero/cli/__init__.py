@@ -5,6 +5,7 @@ import typer
 from blockzero import __version__
 from blockzero.cli.chain import app as chain_app
 from blockzero.cli.explorer import register as register_explorer
+from blockzero.cli.localnet import localnet
 from blockzero.cli.miner import miner
 from blockzero.cli.owner import app as owner_app
 from blockzero.cli.smoke import smoke
@@ -19,6 +20,7 @@ app = typer.Typer(
 app.add_typer(chain_app, name="chain")
 app.add_typer(owner_app, name="owner")
 app.command()(smoke)
+app.command()(localnet)
 register_explorer(app)
 PASS_FLAGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 """Neuron commands take Bittensor-style flags and hand them to `load_settings`."""
