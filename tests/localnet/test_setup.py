@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from blockzero.chain.local_chain import LocalChain
 from blockzero.connect import open_chain, open_wallet
@@ -94,3 +95,8 @@ def test_work_dir_reuse(tmp_path: Path) -> None:
 def test_config_rejects_more_cheaters_than_miners() -> None:
     with pytest.raises(ValueError, match="cheaters"):
         LocalnetConfig(miners=2, cheaters=3)
+
+
+def test_shipped_preset_equals_the_defaults() -> None:
+    preset = Path(__file__).resolve().parents[2] / "configs" / "localnet.yaml"
+    assert LocalnetConfig.model_validate(yaml.safe_load(preset.read_text())) == LocalnetConfig()
