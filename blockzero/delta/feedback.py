@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from blockzero.atomic import atomic_path
 from blockzero.delta.codecs import Codec, make_codec
-from blockzero.delta.submission import SubmissionMeta, write_encoded, write_submission
+from blockzero.delta.submission import SubmissionMeta
 from blockzero.model.group_rows import GroupTensors
 
 logger = logging.getLogger(__name__)
@@ -73,21 +73,28 @@ class ErrorFeedback:
         with atomic_path(self.path) as tmp:
             save_file({k: v.contiguous() for k, v in residual.items()}, str(tmp), metadata=meta)
 
-    def write_submission(
-        self, path: Path, delta: GroupTensors, meta: SubmissionMeta, *, parent_revision: str | None
-    ) -> Path:
-        """Write the submission; for a sparse codec add the carried residual first and replace
-        it with the new one once the file is written."""
-        codec = make_codec(meta.codec, meta.density)
-        if not codec.sparse:
-            return write_submission(path, delta, meta)
+    def add(
+        self, delta: GroupTensors, meta: SubmissionMeta, *, parent_revision: str | None
+    ) -> GroupTensors:
+        """`delta` plus the carried residual when the meta's codec is sparse: what to submit."""
+        if not make_codec(meta.codec, meta.density).sparse:
+            return delta
         residual = self.load(
             group=meta.group,
             base_revision=meta.base_revision,
             parent_revision=parent_revision,
             like=delta,
         )
-        encoded, _, residual = encode_with_feedback(codec, delta, residual)
-        write_encoded(path, encoded, meta)
+        return {
+            k: v.to(torch.float32) + residual[k] if k in residual else v for k, v in delta.items()
+        }
+
+    def keep(self, submitted: GroupTensors, meta: SubmissionMeta) -> None:
+        """After the file is written: keep what it did not carry (encoding is deterministic, so
+        re-encoding gives exactly the file's values); dense codecs keep nothing."""
+        codec = make_codec(meta.codec, meta.density)
+        if not codec.sparse:
+            self.path.unlink(missing_ok=True)
+            return
+        _, _, residual = encode_with_feedback(codec, submitted, {})
         self.save(residual, group=meta.group, base_revision=meta.base_revision)
-        return Path(path)

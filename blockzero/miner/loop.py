@@ -21,7 +21,7 @@ from blockzero.data.tokenizer import load_tokenizer
 from blockzero.delta.codecs import CODECS
 from blockzero.delta.feedback import ErrorFeedback
 from blockzero.delta.hashing import sha256_file
-from blockzero.delta.submission import SubmissionMeta
+from blockzero.delta.submission import SubmissionMeta, write_submission
 from blockzero.global_model import ModelCache, canonical_model
 from blockzero.hub.errors import HubError
 from blockzero.hub.port import Hub
@@ -249,7 +249,9 @@ class Miner:
             codec=self.cfg.codec,
             density=self.cfg.density if CODECS[self.cfg.codec].sparse else None,
         )
-        self.feedback.write_submission(path, delta, meta, parent_revision=manifest.parent_revision)
+        delta = self.feedback.add(delta, meta, parent_revision=manifest.parent_revision)
+        write_submission(path, delta, meta)
+        self.feedback.keep(delta, meta)
         logger.info(
             "cycle %d group %d: %d steps, %d tokens, loss %.4f -> %.4f, %.0f tok/s, peak %.0f MiB, "
             "fetched %d bytes",

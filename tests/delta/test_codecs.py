@@ -142,19 +142,28 @@ def test_error_feedback_sends_the_cumulative_delta_over_cycles():
 
 def test_residual_persists_and_resets_with_group_or_lineage(tmp_path):
     fb = ErrorFeedback(tmp_path / "residual.safetensors")
-    path = fb.write_submission(tmp_path / "d.safetensors", delta(), TOPK, parent_revision=None)
-    read_submission(path, expect())
+    submitted = fb.add(delta(), TOPK, parent_revision=None)
+    assert all(submitted[k].equal(v) for k, v in delta().items())
+    path = write_submission(tmp_path / "d.safetensors", submitted, TOPK)
+    decoded, _ = read_submission(path, expect())
+    fb.keep(submitted, TOPK)
     kept = fb.load(group=1, base_revision="b" * 40, parent_revision="a" * 40, like=delta())
-    assert set(kept) == set(SHAPES) and all(v.abs().sum() > 0 for v in kept.values())
+    assert all(kept[k].equal(v - decoded[k]) for k, v in submitted.items())
+    child = TOPK.model_copy(update={"base_revision": "b" * 40})
+    again = fb.add(delta(), child, parent_revision="a" * 40)
+    assert all(again[k].equal(v + kept[k]) for k, v in delta().items())
     same_base = fb.load(group=1, base_revision="a" * 40, parent_revision=None, like=delta())
     assert all(same_base[k].equal(v) for k, v in kept.items())
     assert fb.load(group=2, base_revision="a" * 40, parent_revision=None, like=delta()) == {}
     assert fb.load(group=1, base_revision="c" * 40, parent_revision="b" * 40, like=delta()) == {}
 
 
-def test_dense_codecs_keep_no_residual(tmp_path):
+def test_dense_codecs_add_and_keep_no_residual(tmp_path):
     fb = ErrorFeedback(tmp_path / "residual.safetensors")
-    fb.write_submission(tmp_path / "d.safetensors", delta(), META, parent_revision=None)
+    fb.keep(fb.add(delta(), TOPK, parent_revision=None), TOPK)
+    assert fb.path.exists()
+    assert all(v.equal(delta()[k]) for k, v in fb.add(delta(), META, parent_revision=None).items())
+    fb.keep(delta(), META)
     assert not fb.path.exists()
 
 
