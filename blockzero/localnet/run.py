@@ -15,7 +15,6 @@ import signal
 import time
 from collections.abc import Iterator
 
-import torch
 from rich.console import Console
 from rich.live import Live
 
@@ -27,7 +26,7 @@ from blockzero.localnet.evaluate import HeldOutCurve
 from blockzero.localnet.monitor import Monitor, cycle_view
 from blockzero.localnet.processes import Fleet
 from blockzero.localnet.records import CycleRecord, RunRecord
-from blockzero.localnet.setup import NETUID, Layout, setup
+from blockzero.localnet.setup import NETUID, Layout, one_thread, setup
 from blockzero.protocol.cycle import Phase
 from blockzero.protocol.expert_groups import load_registry
 
@@ -103,21 +102,20 @@ def run(cfg: LocalnetConfig, console: Console) -> RunRecord:
         f"set up {layout.work_dir} in {setup_s:.0f} s; first cycle {layout.first_cycle}, "
         f"{cfg.cycle.length} blocks x {cfg.block_time_s:g} s; logs in {layout.work_dir / 'logs'}"
     )
-    # From here on this process only watches; the nodes get the cores.
-    torch.set_num_threads(1)
     chain = LocalChain(layout.work_dir / LOCAL_CHAIN_FILE, NETUID)
     hub = LocalHub(layout.work_dir / "hub")
-    curve = HeldOutCurve(
-        chain,
-        hub,
-        registry_file=layout.registry_file,
-        data_file=cfg.data,
-        cache_dir=layout.work_dir / "localnet" / "models",
-        num_sequences=cfg.heldout_sequences,
-    )
-    curve.measure_latest()
     monitor = Monitor(layout, chain, hub, cfg.cycle, grace_blocks=cfg.cycle.phases[Phase.VALIDATE])
-    with sigterm_as_interrupt(), Fleet(layout) as fleet:
+    # This process only watches and measures: one thread, the cores are the nodes'.
+    with sigterm_as_interrupt(), one_thread(), Fleet(layout) as fleet:
+        curve = HeldOutCurve(
+            chain,
+            hub,
+            registry_file=layout.registry_file,
+            data_file=cfg.data,
+            cache_dir=layout.work_dir / "localnet" / "models",
+            num_sequences=cfg.heldout_sequences,
+        )
+        curve.measure_latest()
         for miner in layout.miners:
             fleet.start(miner)
         records = follow(cfg, layout, fleet, monitor, curve, console)

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -84,30 +83,48 @@ def test_exited_reports_a_node_that_died(tmp_path: Path) -> None:
         assert [r.node.name for r in fleet.exited()] == ["miner-0"]
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
-def test_nodes_die_with_a_killed_localnet(tmp_path: Path) -> None:
-    """SIGKILL leaves the localnet no chance to clean up; the kernel's parent-death signal
-    still ends its nodes."""
-    script = textwrap.dedent(
-        f"""
-        import sys, time
-        from pathlib import Path
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_processes import layout
-        from blockzero.localnet.processes import Fleet
-        net = layout(Path({str(tmp_path)!r}), 2)
-        fleet = Fleet(net, command=lambda _, n: ["sleep", "300"])
+LOCALNET = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_processes import layout
+from blockzero.localnet.processes import Fleet
+from blockzero.localnet.run import sigterm_as_interrupt
+net = layout(Path({tmp!r}), 2)
+try:
+    with sigterm_as_interrupt(), Fleet(net, command=lambda _, n: ["sleep", "300"]) as fleet:
         pids = [fleet.start(n).popen.pid for n in net.nodes]
-        Path({str(tmp_path / "pids")!r}).write_text(" ".join(map(str, pids)))
+        Path({tmp!r}, "pids").write_text(" ".join(map(str, pids)))
         time.sleep(300)
-        """
-    )
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+"""A stand-in localnet: the run's signal handling and fleet around two sleeping nodes."""
+
+
+@pytest.mark.parametrize(
+    "sig",
+    [
+        signal.SIGINT,
+        signal.SIGTERM,
+        pytest.param(
+            signal.SIGKILL,
+            marks=pytest.mark.skipif(
+                not sys.platform.startswith("linux"), reason="parent-death signal is Linux"
+            ),
+        ),
+    ],
+)
+def test_nodes_end_with_the_localnet(tmp_path: Path, sig: signal.Signals) -> None:
+    """Ctrl-C and SIGTERM stop the nodes through the cleanup; SIGKILL leaves the localnet no
+    chance, and the kernel's parent-death signal ends them instead."""
+    script = LOCALNET.format(tests=str(Path(__file__).parent), tmp=str(tmp_path))
     parent = subprocess.Popen([sys.executable, "-c", script])
     try:
-        pids = [int(p) for p in wait_for(tmp_path / "pids", timeout_s=60).split()]
+        pids = [int(p) for p in wait_for(tmp_path / "pids", timeout_s=120).split()]
         assert all(alive(p) for p in pids)
-        os.kill(parent.pid, signal.SIGKILL)
-        parent.wait()
+        os.kill(parent.pid, sig)
+        assert parent.wait(timeout=30) == (-signal.SIGKILL if sig is signal.SIGKILL else 130)
         deadline = time.monotonic() + 10
         while any(alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
