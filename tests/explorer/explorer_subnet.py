@@ -13,7 +13,7 @@ from blockzero.chain.local_chain import LocalChain
 from blockzero.chain.local_schema import SubnetParams
 from blockzero.hub.local_hub import LocalHub
 from blockzero.protocol.commitments import ManifestCommitment, encode
-from blockzero.protocol.expert_groups import ExpertGroupRegistry, load_registry
+from blockzero.protocol.expert_groups import ExpertGroupRegistry, contiguous_registry, save_registry
 from blockzero.protocol.manifest import MANIFEST_FILE, ModelManifest
 from blockzero.validator.evidence import (
     BaseModelRef,
@@ -26,8 +26,6 @@ from blockzero.validator.evidence import (
     evidence_file,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-REGISTRY = ROOT / "configs" / "groups" / "tiny-qwen3-moe.yaml"
 NETUID = 1
 BLOCK_TIME_S = 1.0
 HEAD_AT_START = 1000
@@ -161,7 +159,11 @@ def make_subnet(tmp_path: Path, make_wallet: Callable[[str], bt.Wallet]) -> Subn
     chain.set_weights(validators[1], miner_uids[1:3], [1.0, 3.0])
 
     hub = LocalHub(tmp_path / "hub")
-    registry = load_registry(REGISTRY)
+    registry = contiguous_registry(
+        num_experts=16, top_k=2, moe_layers=(0, 1, 2, 3), domains=list(DOMAIN_LOSS)
+    )
+    registry_path = work / "groups.yaml"
+    save_registry(registry, registry_path)
     manifest = ModelManifest(cycle=0, registry_sha256=registry.sha256(), dtype="float32", files={})
     hub.ensure_repo(MODEL_REPO)
     revision = commit_file(hub, MODEL_REPO, MANIFEST_FILE, manifest.canonical_json(), "cycle 0")
@@ -189,7 +191,7 @@ def make_subnet(tmp_path: Path, make_wallet: Callable[[str], bt.Wallet]) -> Subn
         "--hub.local_root",
         str(hub.root),
         "--validator.registry",
-        str(REGISTRY),
+        str(registry_path),
         "--validator.evidence_repo",
         EVIDENCE_REPO,
     ]
