@@ -59,9 +59,7 @@ def test_only_group_rows_carry_gradients_and_optimizer_state(tiny_config, regist
     state_numel = sum(t.numel() for s in optimizer.state.values() for t in s.values() if t.dim())
     group_numel = sum(p.numel() for p in params)
     assert state_numel == 2 * group_numel
-    fused_numel = sum(
-        layer.experts.frozen.gate_up_proj.numel() for layer in adapter.layers
-    )
+    fused_numel = sum(layer.experts.frozen.gate_up_proj.numel() for layer in adapter.layers)
     assert group_numel < fused_numel
 
 
