@@ -157,9 +157,8 @@ def _wallet(work_dir: Path, name: str) -> bt.Wallet:
     return wallet
 
 
-def _flags(cfg: LocalnetConfig, role: str, index: int, strategy: Strategy | None) -> list[str]:
-    name = f"{role}-{index}"
-    flags = ["--wallet.name", name]
+def _flags(role: str, index: int, strategy: Strategy | None) -> list[str]:
+    flags = ["--wallet.name", f"{role}-{index}"]
     if role == "validator" and index == 0:
         flags += ["--validator.model_repo", MODEL_REPO]
     elif role == "validator":
@@ -171,9 +170,8 @@ def _flags(cfg: LocalnetConfig, role: str, index: int, strategy: Strategy | None
 
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
-    """The tiny model gains little from a second thread, and loses badly when the cores are
-    busy: a warm-up step took 3.1 CPU-s with two threads against 0.54 with one on a loaded
-    2-core machine."""
+    """One torch thread: predictable whatever else runs. With two threads on busy cores a
+    warm-up step of the tiny model took 3.1 CPU-s against 0.54 with one (2-core machine, load 6)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -188,7 +186,6 @@ def setup(cfg: LocalnetConfig) -> Layout:
     The slow part (warm-up, profiling) runs before the chain exists, so the chain's clock only
     starts once the subnet is ready to run.
     """
-    start = time.monotonic()
     work_dir = prepare_work_dir(cfg.work_dir)
     init_cfg = InitConfig(
         model=ModelSpec(config_file=cfg.model.resolve(), seed=cfg.seed),
@@ -198,8 +195,10 @@ def setup(cfg: LocalnetConfig) -> Layout:
         profile_sequences=cfg.profile_sequences,
         eval_sequences=cfg.heldout_sequences,
     )
+    start = time.monotonic()
     with one_thread():
         model, result = init_model(init_cfg, work_dir / "init", device="cpu", progress=True)
+    init_seconds = time.monotonic() - start
     registry_file = work_dir / "init" / REGISTRY_FILE
     atomic_write_text(
         work_dir / "protocol.yaml", yaml.safe_dump(cfg.protocol().model_dump(mode="json"))
@@ -225,7 +224,7 @@ def setup(cfg: LocalnetConfig) -> Layout:
         uid = chain.register(hotkey, coldkey=wallets[name].coldkeypub.ss58_address)
         if role == "validator":
             chain.add_stake(hotkey, VALIDATOR_STAKE * (cfg.validators - index))
-        flags = _flags(cfg, role, index, strategy)
+        flags = _flags(role, index, strategy)
         nodes.append(
             Node(name=name, role=role, hotkey=hotkey, uid=uid, strategy=strategy, flags=flags)
         )
@@ -244,7 +243,7 @@ def setup(cfg: LocalnetConfig) -> Layout:
         settings_file=work_dir / "settings.yaml",
         registry_file=registry_file,
         first_cycle=published.cycle + 1,
-        init_seconds=time.monotonic() - start,
+        init_seconds=init_seconds,
         loss_before_warmup=result.loss_before,
         loss_after_warmup=result.loss_after,
         nodes=nodes,
