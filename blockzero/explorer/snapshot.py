@@ -19,10 +19,10 @@ from blockzero.global_model import ModelCache, canonical_model
 from blockzero.hub.errors import HubError
 from blockzero.hub.port import Hub
 from blockzero.model.shards import ManifestMismatch
-from blockzero.protocol.assignment import RAO_PER_ALPHA, MinerRule, NeuronInfo
+from blockzero.protocol.assignment import MinerRule
 from blockzero.protocol.config import ProtocolConfig
 from blockzero.protocol.expert_groups import ExpertGroupRegistry
-from blockzero.validator.roster import assignment
+from blockzero.roster import assignment, neuron_info
 
 logger = logging.getLogger(__name__)
 
@@ -167,15 +167,7 @@ def _rows(
     return [
         NeuronRow(
             **n.model_dump(),
-            # Stake in rao, rounded as miners and validators round it, so all count alike.
-            is_miner=rule.is_miner(
-                NeuronInfo(
-                    uid=n.uid,
-                    hotkey=n.hotkey,
-                    validator_permit=n.validator_permit,
-                    stake_rao=round(n.stake * RAO_PER_ALPHA),
-                )
-            ),
+            is_miner=rule.is_miner(neuron_info(n)),
             group=groups.get(n.hotkey),
             url=bt_settings.explorer_account_url(network, "hotkey", n.hotkey),
         )

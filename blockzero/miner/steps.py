@@ -20,16 +20,10 @@ from blockzero.miner.plan import plan_memory
 from blockzero.model.group_rows import GroupTensors
 from blockzero.model.group_training import TrainingMode, prepare_group_training
 from blockzero.model.training import InnerConfig, TrainReport, train
-from blockzero.protocol.assignment import (
-    RAO_PER_ALPHA,
-    MinerRule,
-    NeuronInfo,
-    assign_groups,
-    select_miners,
-)
+from blockzero.protocol.assignment import MinerRule
 from blockzero.protocol.cycle import CycleSchedule, Phase
 from blockzero.protocol.expert_groups import ExpertGroup, ExpertGroupRegistry
-from blockzero.protocol.seeds import SeedPurpose, assignment_block, derive_seed
+from blockzero.roster import assignment
 
 logger = logging.getLogger(__name__)
 
@@ -65,21 +59,11 @@ def assigned_group(
 ) -> ExpertGroup | None:
     """This hotkey's group for `cycle` (docs/cycle.md "Which group"); None if it counts as a
     validator."""
-    neurons = [
-        NeuronInfo(
-            uid=n.uid,
-            hotkey=n.hotkey,
-            validator_permit=n.validator_permit,
-            stake_rao=round(n.stake * RAO_PER_ALPHA),
-        )
-        for n in chain.metagraph().neurons
-    ]
-    miners = select_miners(neurons, rule)
-    if hotkey not in miners:
+    groups, _ = assignment(chain, schedule, rule, [g.id for g in registry.groups], cycle)
+    if hotkey not in groups:
         logger.error("hotkey %s counts as a validator (permit and stake): no group", hotkey[:8])
         return None
-    seed = derive_seed(chain.block_hash(assignment_block(schedule, cycle)), SeedPurpose.ASSIGNMENT)
-    return registry.group(assign_groups(miners, [g.id for g in registry.groups], seed)[hotkey])
+    return registry.group(groups[hotkey])
 
 
 def order_seed(hotkey: str, cycle: int) -> int:

@@ -37,6 +37,7 @@ from blockzero.protocol.expert_groups import load_registry
 from blockzero.protocol.manifest import MANIFEST_FILE, parse_manifest
 from blockzero.protocol.seeds import SeedPurpose, derive_seed, evaluation_block
 from blockzero.publish import publish_model
+from blockzero.roster import assignment
 from blockzero.settings import Settings
 from blockzero.validator import collect
 from blockzero.validator.evidence import (
@@ -57,7 +58,6 @@ from blockzero.validator.records import (
     params,
     verdict,
 )
-from blockzero.validator.roster import assignment
 from blockzero.validator.scoring import ResidentScorer
 from blockzero.validator.state import StateStore, ValidatorState
 from blockzero.validator.weights import ScoreBook, set_weights

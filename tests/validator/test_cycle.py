@@ -10,8 +10,8 @@ from blockzero.delta.pseudo_gradient import global_norm
 from blockzero.delta.submission import Rejection
 from blockzero.model.evaluation import sequence_losses
 from blockzero.protocol.cycle import Phase
+from blockzero.roster import assignment
 from blockzero.validator.evidence import Reason
-from blockzero.validator.roster import assignment
 
 CHEATS = {
     "zero": Reason.NOT_SIGNIFICANT,

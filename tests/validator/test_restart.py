@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 from blockzero.cli.validator import audit_app
 from blockzero.global_model import ModelCache
 from blockzero.protocol.cycle import Phase
+from blockzero.roster import assignment
 from blockzero.validator.audit import audit_cycle
-from blockzero.validator.roster import assignment
 
 ARGS = ("--validator.model_repo", "val/global", "--validator.evidence_repo", "val/evidence")
 
