@@ -110,7 +110,7 @@ class LoggingSettings(_Section):
 
 class ValidatorSettings(_Section):
     """The validator's knobs (docs/validator.md). Validators must share the scoring fields
-    (`eval_sequences` .. `duplicate_cosine`) for their scores to agree."""
+    (`eval_sequences` .. `replay_cycles`) for their scores to agree."""
 
     registry: Path = Path("configs/groups/tiny-qwen3-moe.yaml")
     data: Path = Path("configs/data/local.yaml")
@@ -124,6 +124,9 @@ class ValidatorSettings(_Section):
     general_tolerance: float = Field(default=0.01, ge=0)
     max_delta_ratio: float = Field(default=0.5, gt=0)
     duplicate_cosine: float = Field(default=0.97, gt=0, le=1)
+    min_gain: float = Field(default=0.001, ge=0)
+    min_relative_gain: float = Field(default=0.25, ge=0, le=1)
+    replay_cycles: int = Field(default=2, ge=0)
     max_submission_bytes: int = Field(default=1 << 30, gt=0)
     download_timeout_s: float = Field(default=60.0, gt=0)
     download_workers: int = Field(default=4, ge=1)
