@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel, ConfigDict
 from safetensors import SafetensorError, safe_open
 
 from blockzero.chain.port import Chain, Commitment
@@ -275,6 +276,10 @@ def fetch_all(
             yield c, got
 
 
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return torch.nn.functional.cosine_similarity(a, b, dim=0).item()
+
+
 def duplicates(
     items: list[tuple[Candidate, Verified]], threshold: float
 ) -> dict[str, tuple[Reason, str]]:
@@ -288,8 +293,50 @@ def duplicates(
             if ev.content_sha256 == v.content_sha256:
                 out[c.hotkey] = (Reason.DUPLICATE, f"same tensors as {earlier.hotkey}")
                 break
-            cos = torch.nn.functional.cosine_similarity(v.sketch, ev.sketch, dim=0).item()
+            cos = _cosine(v.sketch, ev.sketch)
             if cos >= threshold:
                 out[c.hotkey] = (Reason.DUPLICATE, f"cosine {cos:.4f} with {earlier.hotkey}")
                 break
     return out
+
+
+class PastDelta(BaseModel):
+    """A delta accepted in an earlier cycle. Its sketch is kept in the validator's state, so a
+    miner re-submitting it (its own or anyone's) in a later cycle is refused as a replay."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cycle: int
+    group: int
+    hotkey: str
+    content_sha256: str
+
+    @property
+    def key(self) -> str:
+        """Its sketch's name in the state's sketch file."""
+        return f"{self.cycle}:{self.hotkey}"
+
+
+def replay_of(
+    verified: Verified,
+    *,
+    group: int,
+    cycle: int,
+    past: list[PastDelta],
+    sketches: dict[str, torch.Tensor],
+    window: int,
+    threshold: float,
+) -> Refused | None:
+    """The same test as `duplicates`, against the group's accepted deltas of the `window`
+    cycles before `cycle`. Runs before scoring: a replay costs no forward passes."""
+    for p in past:
+        if p.group != group or not cycle - window <= p.cycle < cycle:
+            continue
+        if p.content_sha256 == verified.content_sha256:
+            detail = f"same tensors as {p.hotkey}'s accepted delta of cycle {p.cycle}"
+            return Refused(Reason.REPLAY, detail, verified.file_sha256)
+        cos = _cosine(verified.sketch, sketches[p.key])
+        if cos >= threshold:
+            detail = f"cosine {cos:.4f} with {p.hotkey}'s accepted delta of cycle {p.cycle}"
+            return Refused(Reason.REPLAY, detail, verified.file_sha256)
+    return None

@@ -39,10 +39,13 @@ class Reason(StrEnum):
     WRONG_GROUP = "wrong_group"
     WRONG_CYCLE = "wrong_cycle"
     DUPLICATE = "duplicate"
+    REPLAY = "replay"
     NO_EVAL_DATA = "no_eval_data"
     NON_FINITE_LOSS = "non_finite_loss"
     NOT_SIGNIFICANT = "not_significant"
     FORGETTING = "forgetting"
+    BELOW_MIN_GAIN = "below_min_gain"
+    BELOW_PEERS = "below_peers"
 
 
 class _Wire(BaseModel):
@@ -51,13 +54,17 @@ class _Wire(BaseModel):
 
 
 class ScoringParams(_Wire):
-    """The knobs a score depends on; an audit uses these, not its own settings."""
+    """The knobs a score depends on; an audit uses these, not its own settings. The gain rules
+    and the replay window default to off, which is how evidence written before them was scored."""
 
     eval_sequences: int
     significance: float
     general_tolerance: float
     duplicate_cosine: float
     max_delta_ratio: float
+    min_gain: float = 0.0
+    min_relative_gain: float = 0.0
+    replay_cycles: int = 0
 
 
 class Judgement(_Wire):
@@ -101,6 +108,8 @@ class GroupRecord(_Wire):
     base_general_losses: list[float]
     merged: bool = False
     gate: str = ""
+    # Median domain gain of the group's passing, original submissions: the `below_peers` bar.
+    peer_median_gain: float | None = None
 
 
 class BaseModelRef(_Wire):

@@ -2,10 +2,11 @@
 
     sync the resident model to the canonical model of the cycle
     seed <- hash of the first reveal block; eval sets and base losses per group
-    collect: who committed and revealed; fetch + verify in a pool, score each as it arrives
-    duplicates; merge + gate (publisher only)
-    save state (one atomic generation), publish model + manifest commitment, set weights,
-    publish evidence
+    collect: who committed and revealed; fetch + verify in a pool, refuse replays of earlier
+        cycles' accepted deltas, score the rest as they arrive
+    duplicates, gains far below the group's peers; merge + gate (publisher only)
+    save state (one atomic generation, with this cycle's accepted sketches), publish model +
+    manifest commitment, set weights, publish evidence
 
 The unit of failure is one cycle: chain, hub and model-file errors end that cycle with a log line
 naming it, and the loop goes on with the next one. Anything else is a bug and stops the process.
@@ -40,6 +41,7 @@ from blockzero.publish import publish_model
 from blockzero.roster import assignment
 from blockzero.settings import Settings
 from blockzero.validator import collect
+from blockzero.validator.collect import PastDelta
 from blockzero.validator.evidence import (
     CycleEvidence,
     SubmissionRecord,
@@ -93,6 +95,7 @@ class Validator:
         self.downloads = root / "downloads"
         self.evidence_dir = root / "evidence"
         self.state = self.store.load()
+        self.sketches = self.store.load_sketches()
         self.scorer: ResidentScorer | None = None
         self.revision: str | None = None
         self.momentum: dict[str, torch.Tensor] = {}
@@ -134,7 +137,12 @@ class Validator:
         )
         found = collect.candidates(self.chain, self.schedule, cycle, groups, uids)
         scored = self.score(cycle, canon, found, eval_sets, base)
-        records = cycle_records(found, scored, self.cfg.duplicate_cosine)
+        records, medians = cycle_records(
+            found,
+            scored,
+            cosine_threshold=self.cfg.duplicate_cosine,
+            min_relative_gain=self.cfg.min_relative_gain,
+        )
         outcome = self.merge(scored, records, eval_sets, base) if self.publishes else {}
         scores = {r.hotkey: r.score for r in records}
         book = (self.state.scores if self.state else ScoreBook()).update(
@@ -148,26 +156,57 @@ class Validator:
             seed=seed,
             base=base_ref(canon),
             params=params(self.cfg),
-            groups=group_records(eval_sets, base, outcome),
+            groups=group_records(eval_sets, base, outcome, medians),
             submissions=records,
         )
-        self.commit(cycle, canon, book, evidence)
+        self.commit(cycle, canon, book, evidence, scored)
         return evidence
 
+    def remember(
+        self, cycle: int, records: list[SubmissionRecord], scored: dict[str, Scored]
+    ) -> tuple[list[PastDelta], dict[str, torch.Tensor]]:
+        """The accepted deltas of the last `replay_cycles` cycles, this one included, and their
+        sketches: what the next cycles' replay check compares against."""
+        window = self.cfg.replay_cycles
+        old = [
+            p
+            for p in (self.state.history if self.state else [])
+            if cycle - window < p.cycle < cycle
+        ]
+        new = [
+            PastDelta(cycle=cycle, group=r.group, hotkey=r.hotkey, content_sha256=r.content_sha256)
+            for r in (accepted(records) if window else [])
+        ]
+        sketches = {p.key: self.sketches[p.key] for p in old} | {
+            p.key: scored[p.hotkey].verified.sketch for p in new
+        }
+        return old + new, sketches
+
     def commit(
-        self, cycle: int, canon: CanonicalModel, book: ScoreBook, evidence: CycleEvidence
+        self,
+        cycle: int,
+        canon: CanonicalModel,
+        book: ScoreBook,
+        evidence: CycleEvidence,
+        scored: dict[str, Scored],
     ) -> None:
         """Save, then publish the model, set weights and publish evidence; each step recorded."""
+        history, sketches = self.remember(cycle, evidence.submissions, scored)
         state = ValidatorState(
-            cycle=cycle, scores=book, parent_revision=canon.revision, has_model=self.publishes
+            cycle=cycle,
+            scores=book,
+            parent_revision=canon.revision,
+            has_model=self.publishes,
+            history=history,
         )
         self.store.save(
             state,
             model=self.scorer.model if self.publishes else None,
             registry=self.registry,
             momentum=self.momentum,
+            sketches=sketches,
         )
-        self.state = state
+        self.state, self.sketches = state, sketches
         path = self.evidence_dir / f"cycle-{cycle}.json"
         write_evidence(path, evidence)
         if self.publishes:
@@ -283,6 +322,8 @@ class Validator:
             timeout_s=self.cfg.download_timeout_s,
             verify_in_pool=self.cfg.device != "cpu",
         ):
+            if isinstance(got, collect.Verified):
+                got = self.replay_of(cycle, c.group, got) or got
             if isinstance(got, collect.Refused):
                 out[c.hotkey] = Scored(c, refused=got)
             elif c.group not in eval_sets:
@@ -298,10 +339,24 @@ class Validator:
                     general,
                     significance=self.cfg.significance,
                     general_tolerance=self.cfg.general_tolerance,
+                    min_gain=self.cfg.min_gain,
                 )
                 out[c.hotkey] = Scored(c, verified=dataclasses.replace(got, delta={}), judgement=j)
             logger.info("cycle %d: %s scored: %s", cycle, c.hotkey[:8], verdict(out[c.hotkey]))
         return out
+
+    def replay_of(
+        self, cycle: int, group: int, verified: collect.Verified
+    ) -> collect.Refused | None:
+        return collect.replay_of(
+            verified,
+            group=group,
+            cycle=cycle,
+            past=self.state.history if self.state else [],
+            sketches=self.sketches,
+            window=self.cfg.replay_cycles,
+            threshold=self.cfg.duplicate_cosine,
+        )
 
     def merge(
         self,

@@ -13,7 +13,7 @@ from blockzero.validator.evidence import (
     ScoringParams,
     SubmissionRecord,
 )
-from blockzero.validator.proof_of_loss import EvalSet
+from blockzero.validator.proof_of_loss import EvalSet, below_peers
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,15 @@ class Scored:
 
 
 def cycle_records(
-    found: list[Candidate], scored: dict[str, Scored], cosine_threshold: float
-) -> list[SubmissionRecord]:
-    """One record per candidate, in hotkey order; a later duplicate scores zero whatever its
-    Proof-of-Loss said."""
+    found: list[Candidate],
+    scored: dict[str, Scored],
+    *,
+    cosine_threshold: float,
+    min_relative_gain: float,
+) -> tuple[list[SubmissionRecord], dict[int, float]]:
+    """One record per candidate, in hotkey order, and each group's median passing gain. A later
+    duplicate, then a passing submission far below its group's peers (`below_peers`), scores
+    zero whatever its Proof-of-Loss said."""
     dups = duplicates(
         [(s.candidate, s.verified) for s in scored.values() if s.verified is not None],
         cosine_threshold,
@@ -75,7 +80,7 @@ def cycle_records(
                     score=0.0 if reason is not None else j.score,
                 )
             )
-    return out
+    return below_peers(out, min_relative_gain=min_relative_gain)
 
 
 def accepted(records: list[SubmissionRecord]) -> list[SubmissionRecord]:
@@ -111,6 +116,9 @@ def params(cfg: ValidatorSettings) -> ScoringParams:
         general_tolerance=cfg.general_tolerance,
         duplicate_cosine=cfg.duplicate_cosine,
         max_delta_ratio=cfg.max_delta_ratio,
+        min_gain=cfg.min_gain,
+        min_relative_gain=cfg.min_relative_gain,
+        replay_cycles=cfg.replay_cycles,
     )
 
 
@@ -118,6 +126,7 @@ def group_records(
     eval_sets: dict[int, EvalSet],
     base: dict[int, tuple[list[float], list[float]]],
     outcome: dict[int, str],
+    medians: dict[int, float],
 ) -> list[GroupRecord]:
     return [
         GroupRecord(
@@ -129,6 +138,7 @@ def group_records(
             base_general_losses=base[g][1],
             merged=outcome.get(g, "").startswith("kept"),
             gate=outcome.get(g, ""),
+            peer_median_gain=medians.get(g),
         )
         for g, s in sorted(eval_sets.items())
     ]

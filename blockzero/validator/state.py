@@ -1,8 +1,9 @@
 """The validator's persistent state, one generation per completed cycle, switched atomically.
 
 A generation directory holds the merged model exactly as it is published (config, shards,
-manifest), the outer momentum, and `state.json` (cycle, score EMA, which model it was merged
-from, whether it was published). It is written whole under a temporary name, fsynced and renamed,
+manifest), the outer momentum, `state.json` (cycle, score EMA, which model it was merged from,
+whether it was published, the accepted deltas of the last cycles) and those deltas' sketches
+(`sketches.safetensors`, for the replay check). It is written whole under a temporary name, fsynced and renamed,
 and only then does `CURRENT` (itself replaced atomically) point at it. A kill -9 at any point
 leaves `CURRENT` on the previous generation or the new one, never between: after a crash
 mid-merge the validator restarts from the model before the merge, so a merge is never applied
@@ -16,18 +17,21 @@ from pathlib import Path
 
 import torch
 from pydantic import BaseModel, ConfigDict
+from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel
 
-from blockzero.atomic import atomic_write_text
+from blockzero.atomic import atomic_path, atomic_write_text
 from blockzero.delta.outer import load_momentum, save_momentum
 from blockzero.model.shards import read_model_dir, write_model_dir
 from blockzero.protocol.expert_groups import ExpertGroupRegistry
 from blockzero.protocol.manifest import MANIFEST_FILE, ModelManifest, parse_manifest
+from blockzero.validator.collect import PastDelta
 from blockzero.validator.weights import ScoreBook
 
 CURRENT = "CURRENT"
 STATE_FILE = "state.json"
 MOMENTUM_FILE = "momentum.safetensors"
+SKETCH_FILE = "sketches.safetensors"
 MODEL_DIR = "model"
 
 
@@ -40,6 +44,7 @@ class ValidatorState(BaseModel):
     has_model: bool = False
     published_revision: str | None = None
     evidence_published: bool = False
+    history: list[PastDelta] = []
 
 
 def _fsync_dir(path: Path) -> None:
@@ -75,6 +80,12 @@ class StateStore:
         model = read_model_dir(gen / MODEL_DIR, manifest, registry)
         return model, manifest, load_momentum(gen / MOMENTUM_FILE)
 
+    def load_sketches(self) -> dict[str, torch.Tensor]:
+        """The sketches of `history`'s deltas, by `PastDelta.key`."""
+        gen = self.current()
+        path = None if gen is None else gen / SKETCH_FILE
+        return load_file(str(path)) if path is not None and path.exists() else {}
+
     def model_dir(self) -> Path:
         gen = self.current()
         assert gen is not None, "no saved generation"
@@ -87,6 +98,7 @@ class StateStore:
         model: PreTrainedModel | None = None,
         registry: ExpertGroupRegistry | None = None,
         momentum: dict[str, torch.Tensor] | None = None,
+        sketches: dict[str, torch.Tensor] | None = None,
     ) -> Path:
         """Write a whole generation for `state.cycle`, then switch `CURRENT` to it."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -102,6 +114,9 @@ class StateStore:
                 parent_revision=state.parent_revision,
             )
             save_momentum(tmp / MOMENTUM_FILE, {k: v.cpu() for k, v in (momentum or {}).items()})
+        if sketches:
+            with atomic_path(tmp / SKETCH_FILE) as path:
+                save_file({k: v.cpu().contiguous() for k, v in sketches.items()}, str(path))
         atomic_write_text(tmp / STATE_FILE, state.model_dump_json())
         _fsync_dir(tmp)
         previous = self.current()
