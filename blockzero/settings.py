@@ -87,7 +87,10 @@ class MinerSettings(_Section):
     repo_name: str = Field(default="blockzero-miner", pattern=f"^{_NAME}$")
     publisher: str | None = None
     mode: Literal["full_routing", "partial"] = "full_routing"
-    frozen_dtype: Literal["float32", "bfloat16"] = "bfloat16"
+    frozen_dtype: Literal["float32", "bfloat16", "int8"] = "bfloat16"
+    group_dtype: Literal["float32", "bfloat16"] = "float32"
+    optimizer: Literal["adamw", "adamw8bit"] = "adamw"
+    activation_checkpointing: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(default=8, ge=1)
     lr: float = Field(default=3e-3, gt=0)

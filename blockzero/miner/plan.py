@@ -1,8 +1,11 @@
 """`blockzero miner --plan`: the memory a miner needs, by arithmetic, before it loads anything.
 
-    weights    shared weights at their precision + frozen experts at theirs
-               + the group's trainable rows in fp32
-    training   fp32 gradients and AdamW's two fp32 moments, for the group's rows only
+    weights     shared weights at their precision + frozen experts at theirs (int8: one byte a
+                weight plus an fp32 scale per row) + the group's trainable rows (fp32 or bf16)
+    gradients   the group's rows only, at the group's precision
+    optimizer   AdamW's two moments for the group's rows: fp32 (torch, fp32 rows), bf16 (torchao
+                with stochastic rounding, bf16 rows) or 8-bit with an fp32 scale per 256 values
+                (torchao AdamW8bit)
     activations what autograd keeps for the backward pass, per token (below)
 
 Full routing keeps every expert (the fused tensors stay whole; the group's rows are copied out
@@ -12,7 +15,11 @@ before and after their norms and rotary embedding, v, the attention output, the 
 and probabilities, and for each of the top-k routed slots the gathered input, the gate/up output,
 the activation, the product and the down output; at the end the logits at the compute precision
 plus the fp32 copy and log-softmax the loss keeps. Gradients of the frozen experts' inputs still
-flow (earlier layers hold trainable rows), so nothing below the first MoE layer is skipped.
+flow (earlier layers hold trainable rows), so nothing below the first MoE layer is skipped. With
+activation checkpointing each layer keeps only its input and router logits, and one layer's full
+activations exist at a time (while it is recomputed in backward). Not counted: the one expert
+slice int8 dequantizes at a time (3 x hidden x expert FFN at the compute precision, 12 MB for
+OLMoE) and the optimizer's step temporaries.
 Configs come from `configs/models/*.yaml` or from published config values typed in; a model is
 only ever built on the meta device here, so the plan for a 30B model needs no memory.
 """
@@ -25,14 +32,18 @@ from transformers import AutoModelForCausalLM, PretrainedConfig
 
 from blockzero.model.families import EXPERT_TENSORS, MoEAdapter
 
+# int4 and offload are arithmetic only: no code path holds frozen experts that way yet.
 Precision = Literal["float32", "bfloat16", "int8", "int4", "offload"]
+GroupPrecision = Literal["float32", "bfloat16"]
+Optimizer = Literal["adamw", "adamw8bit"]
 BYTES_PER_PARAM: dict[str, float] = {
     "float32": 4.0,
     "bfloat16": 2.0,
-    "int8": 1.0 + 2.0 / 128,  # per-row-block bf16 scales
     "int4": 0.5 + 2.0 / 64,  # 4-bit with a bf16 scale per 64 values (nf4 / int4 weight-only)
     "offload": 0.0,  # held in host memory, streamed in per layer
 }
+INT8_SCALE_BYTES = 4  # one fp32 absmax scale per output row (`Int8Experts`)
+ADAMW8BIT_BLOCK = 256  # torchao AdamW8bit: one fp32 scale per 256 values of each moment
 GIB = 1 << 30
 
 
@@ -42,6 +53,9 @@ class MemoryPlan(BaseModel):
     mode: Literal["full_routing", "partial"]
     shared_precision: Precision
     frozen_precision: Precision
+    group_precision: GroupPrecision
+    optimizer: Optimizer
+    checkpointing: bool
     batch_tokens: int
     shared_params: int
     frozen_expert_params: int
@@ -49,8 +63,10 @@ class MemoryPlan(BaseModel):
     shared_bytes: int
     frozen_bytes: int
     trained_bytes: int
+    gradient_bytes: int
     optimizer_bytes: int
     activation_bytes: int
+    checkpointed_activation_bytes: int
 
     @property
     def total_bytes(self) -> int:
@@ -58,6 +74,7 @@ class MemoryPlan(BaseModel):
             self.shared_bytes
             + self.frozen_bytes
             + self.trained_bytes
+            + self.gradient_bytes
             + self.optimizer_bytes
             + self.activation_bytes
         )
@@ -67,15 +84,24 @@ class MemoryPlan(BaseModel):
 
     def lines(self, memory_gib: float) -> list[str]:
         verdict = "fits" if self.fits(memory_gib) else "does NOT fit"
-        return [
+        moments = {"adamw": self.group_precision, "adamw8bit": "8-bit"}[self.optimizer]
+        act = "checkpointed per layer" if self.checkpointing else "all layers kept"
+        out = [
             f"mode {self.mode}, batch {self.batch_tokens} tokens",
             f"shared weights    {self.shared_params / 1e6:10.1f} M params @ {self.shared_precision:8s} {self.shared_bytes / GIB:8.2f} GiB",
             f"frozen experts    {self.frozen_expert_params / 1e6:10.1f} M params @ {self.frozen_precision:8s} {self.frozen_bytes / GIB:8.2f} GiB",
-            f"trained (group)   {self.trained_params / 1e6:10.1f} M params @ float32  {self.trained_bytes / GIB:8.2f} GiB",
-            f"grads + AdamW     {'':10s}   fp32 x3{'':10s} {self.optimizer_bytes / GIB:8.2f} GiB",
-            f"activations       {'':33s} {self.activation_bytes / GIB:8.2f} GiB",
+            f"trained (group)   {self.trained_params / 1e6:10.1f} M params @ {self.group_precision:8s} {self.trained_bytes / GIB:8.2f} GiB",
+            f"gradients         {'':21s}{self.group_precision:8s} {self.gradient_bytes / GIB:8.2f} GiB",
+            f"{self.optimizer:10s} moments {'':21s}{moments:8s} {self.optimizer_bytes / GIB:8.2f} GiB",
+            f"activations       {act:33s} {self.activation_bytes / GIB:8.2f} GiB",
             f"total             {'':33s} {self.total_bytes / GIB:8.2f} GiB: {verdict} in {memory_gib:g} GiB",
         ]
+        if not self.checkpointing and not self.fits(memory_gib):
+            saved = self.activation_bytes - self.checkpointed_activation_bytes
+            out.append(
+                f"with miner.activation_checkpointing=true: {(self.total_bytes - saved) / GIB:.2f} GiB"
+            )
+        return out
 
 
 def meta_model(config: PretrainedConfig) -> torch.nn.Module:
@@ -84,7 +110,9 @@ def meta_model(config: PretrainedConfig) -> torch.nn.Module:
         return AutoModelForCausalLM.from_config(config)
 
 
-def activation_bytes_per_token(config: PretrainedConfig, *, compute_bytes: int) -> int:
+def _activation_parts(config: PretrainedConfig, compute_bytes: int) -> tuple[int, int, int]:
+    """Per token: (one decoder layer's saved activations, what a checkpointed layer keeps, the
+    head's)."""
     h = config.hidden_size
     head_dim = getattr(config, "head_dim", None) or h // config.num_attention_heads
     q = config.num_attention_heads * head_dim
@@ -96,8 +124,31 @@ def activation_bytes_per_token(config: PretrainedConfig, *, compute_bytes: int) 
     moe = 2 * h + k * (3 * h + 4 * inter)
     router = 2 * num_experts * 4
     per_layer = (attention + moe) * compute_bytes + router
+    kept = h * compute_bytes + num_experts * 4
     head = 2 * h * compute_bytes + config.vocab_size * (compute_bytes + 8)
+    return per_layer, kept, head
+
+
+def activation_bytes_per_token(
+    config: PretrainedConfig, *, compute_bytes: int, checkpointing: bool = False
+) -> int:
+    per_layer, kept, head = _activation_parts(config, compute_bytes)
+    if checkpointing:
+        return config.num_hidden_layers * kept + per_layer + head
     return config.num_hidden_layers * per_layer + head
+
+
+def _frozen_bytes(adapter: MoEAdapter, precision: Precision) -> int:
+    tensors = [getattr(layer.experts, t) for layer in adapter.layers for t in EXPERT_TENSORS]
+    if precision == "int8":
+        return sum(w.numel() + w.numel() // w.shape[-1] * INT8_SCALE_BYTES for w in tensors)
+    return int(sum(w.numel() for w in tensors) * BYTES_PER_PARAM[precision])
+
+
+def _optimizer_bytes(trained: int, group_precision: GroupPrecision, optimizer: Optimizer) -> int:
+    if optimizer == "adamw8bit":
+        return int(2 * trained * (1 + 4 / ADAMW8BIT_BLOCK))
+    return 2 * trained * int(BYTES_PER_PARAM[group_precision])
 
 
 def plan_memory(
@@ -107,6 +158,9 @@ def plan_memory(
     mode: Literal["full_routing", "partial"] = "full_routing",
     shared_precision: Precision = "bfloat16",
     frozen_precision: Precision = "bfloat16",
+    group_precision: GroupPrecision = "float32",
+    optimizer: Optimizer = "adamw",
+    checkpointing: bool = False,
     batch_size: int,
     seq_len: int,
     compute_bytes: int = 2,
@@ -125,19 +179,32 @@ def plan_memory(
     all_experts = sum(per_expert[i] * adapter.num_experts for i in per_expert)
     trained = sum(per_expert[i] * sizes[i] for i in per_expert)
     shared = sum(p.numel() for p in model.parameters()) - all_experts
-    frozen = all_experts if mode == "full_routing" else 0
+    full = mode == "full_routing"
     tokens = batch_size * seq_len
+    group_bytes = int(BYTES_PER_PARAM[group_precision])
+
+    def activations(ckpt: bool) -> int:
+        per_token = activation_bytes_per_token(
+            config, compute_bytes=compute_bytes, checkpointing=ckpt
+        )
+        return tokens * per_token
+
     return MemoryPlan(
         mode=mode,
         shared_precision=shared_precision,
         frozen_precision=frozen_precision,
+        group_precision=group_precision,
+        optimizer=optimizer,
+        checkpointing=checkpointing,
         batch_tokens=tokens,
         shared_params=shared,
-        frozen_expert_params=frozen,
+        frozen_expert_params=all_experts if full else 0,
         trained_params=trained,
         shared_bytes=int(shared * BYTES_PER_PARAM[shared_precision]),
-        frozen_bytes=int(frozen * BYTES_PER_PARAM[frozen_precision]),
-        trained_bytes=4 * trained,
-        optimizer_bytes=12 * trained,
-        activation_bytes=tokens * activation_bytes_per_token(config, compute_bytes=compute_bytes),
+        frozen_bytes=_frozen_bytes(adapter, frozen_precision) if full else 0,
+        trained_bytes=group_bytes * trained,
+        gradient_bytes=group_bytes * trained,
+        optimizer_bytes=_optimizer_bytes(trained, group_precision, optimizer),
+        activation_bytes=activations(checkpointing),
+        checkpointed_activation_bytes=activations(True),
     )

@@ -24,6 +24,7 @@ from blockzero.protocol.assignment import MinerRule
 from blockzero.protocol.cycle import CycleSchedule, Phase
 from blockzero.protocol.expert_groups import ExpertGroup, ExpertGroupRegistry
 from blockzero.roster import assignment
+from blockzero.settings import MinerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +76,34 @@ def order_seed(hotkey: str, cycle: int) -> int:
 
 @dataclass(frozen=True)
 class TrainSetup:
+    """How a cycle's training runs. `frozen_dtype` torch.int8 holds frozen experts as int8."""
+
     mode: TrainingMode
     frozen_dtype: torch.dtype
     device: torch.device
     batch_size: int
     inner: InnerConfig
+    group_dtype: torch.dtype = torch.float32
+    checkpointing: bool = False
+
+    @classmethod
+    def from_settings(cls, cfg: MinerSettings) -> "TrainSetup":
+        """The miner settings as a setup. On CPU bf16 frozen experts stay fp32 (bf16 expert
+        matmuls are slow there); int8 stays int8 (dequantized to fp32 per expert)."""
+        cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+        frozen = getattr(torch, cfg.frozen_dtype)
+        if not cuda and frozen is torch.bfloat16:
+            logger.info("on CPU frozen experts stay float32: bf16 expert matmuls are slow there")
+            frozen = torch.float32
+        return cls(
+            mode=TrainingMode(cfg.mode),
+            frozen_dtype=frozen,
+            device=torch.device("cuda" if cuda else "cpu"),
+            batch_size=cfg.batch_size,
+            inner=InnerConfig(lr=cfg.lr, optimizer=cfg.optimizer),
+            group_dtype=getattr(torch, cfg.group_dtype),
+            checkpointing=cfg.activation_checkpointing,
+        )
 
 
 def train_group(
@@ -92,7 +116,14 @@ def train_group(
     deadline: float,
 ) -> tuple[TrainReport, GroupTensors]:
     """Train `group` of `model` until `deadline` (time.monotonic) and return delta = start - end."""
-    gtm = prepare_group_training(model, group, setup.mode, frozen_dtype=setup.frozen_dtype)
+    gtm = prepare_group_training(
+        model,
+        group,
+        setup.mode,
+        frozen_dtype=setup.frozen_dtype,
+        group_dtype=setup.group_dtype,
+        checkpointing=setup.checkpointing,
+    )
     start = {k: v.cpu() for k, v in gtm.group_tensors().items()}
     if setup.device.type == "cuda":
         for p in gtm.model.parameters():
@@ -117,14 +148,18 @@ def train_group(
             group_size={layer: len(ids) for layer, ids in group.experts.items()},
             mode=setup.mode.value,
             frozen_precision=str(setup.frozen_dtype).removeprefix("torch."),
+            group_precision=str(setup.group_dtype).removeprefix("torch."),
+            optimizer=setup.inner.optimizer,
+            checkpointing=setup.checkpointing,
             batch_size=setup.batch_size,
             seq_len=corpus.train.shape[1],
         )
         raise MinerOutOfMemory(
             "out of device memory while training. The plan:\n  "
             + "\n  ".join(plan.lines(0.0)[:-1])
-            + "\nLower miner.batch_size, set miner.frozen_dtype=bfloat16, or use "
-            "miner.mode=partial (see `blockzero miner --plan`)."
+            + "\nLower miner.batch_size, or set miner.frozen_dtype=int8, miner.group_dtype=bfloat16, "
+            "miner.optimizer=adamw8bit, miner.activation_checkpointing=true "
+            "(see `blockzero miner --plan` and docs/miner.md)."
         ) from e
     end = {k: v.cpu() for k, v in gtm.group_tensors().items()}
     return report, pseudo_gradient(start, end)

@@ -5,12 +5,16 @@ Two modes behind one interface (`GroupTrainingModel`):
 * **full routing** (default): the full model's forward. Each MoE layer's experts module is wrapped
   so tokens are routed over all experts exactly as in the global model, but only the group's rows
   live in a small trainable parameter; the other experts stay in the original fused tensors,
-  frozen, optionally held at a lower precision. Gradients and optimizer state exist for the
-  group's rows only.
+  frozen, optionally held at a lower precision (bf16, or int8 with per-row scales: `Int8Experts`).
+  Gradients and optimizer state exist for the group's rows only; the rows can be held in bf16
+  (pair them with a stochastic-rounding optimizer, `blockzero.model.training.build_optimizer`).
 * **partial** (memory-minimal): a model of the same class holding only the group's experts
   (`num_experts` = group size, expert and router rows sliced), routing only among them. Its
   updates are scattered back by row. Measured: its deltas do not transfer to the full model
-  (see `scripts/bench_miner_memory.py`), so it exists for comparison, not as the default.
+  (see `scripts/bench/miner_memory.py`), so it exists for comparison, not as the default.
+
+Either mode can checkpoint activations per decoder layer (transformers' non-reentrant
+checkpointing): the backward pass recomputes each layer's forward instead of keeping it.
 """
 
 import copy
@@ -19,6 +23,7 @@ from enum import StrEnum
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
@@ -49,16 +54,98 @@ def _experts_config(experts: nn.Module, adapter: MoEAdapter, num_experts: int):
     return cfg
 
 
+def quantize_rows(weight_ERC: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 with one fp32 absmax scale per output row (`[E, R, C]` -> codes, `[E, R, 1]`).
+
+    One expert at a time, so the fp32 temporaries are one expert's slice, not the layer's.
+    """
+    codes = torch.empty(weight_ERC.shape, dtype=torch.int8, device=weight_ERC.device)
+    scales = torch.empty((*weight_ERC.shape[:-1], 1), dtype=torch.float32, device=weight_ERC.device)
+    for e in range(weight_ERC.shape[0]):
+        w_RC = weight_ERC[e].float()
+        s_R1 = w_RC.abs().amax(dim=-1, keepdim=True).clamp(min=1e-12) / 127.0
+        codes[e] = (w_RC / s_R1).round().clamp(-127, 127).to(torch.int8)
+        scales[e] = s_R1
+    return codes, scales
+
+
+def _dequantize(codes: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return codes.to(dtype) * scales.to(dtype)
+
+
+class _Int8Linear(torch.autograd.Function):
+    """`x @ dequant(codes).T` that saves the int8 codes, not the dequantized weight, for backward.
+
+    A plain `F.linear` would keep every dequantized expert slice alive until backward, i.e. the
+    frozen experts at compute precision again. No gradient flows to the codes.
+    """
+
+    @staticmethod
+    def forward(ctx, x, codes, scales):  # type: ignore[override]
+        ctx.save_for_backward(codes, scales)
+        ctx.x_dtype = x.dtype
+        return F.linear(x, _dequantize(codes, scales, x.dtype))
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        codes, scales = ctx.saved_tensors
+        return grad.to(ctx.x_dtype) @ _dequantize(codes, scales, ctx.x_dtype), None, None
+
+
+class Int8Experts(nn.Module):
+    """Frozen fused experts stored as int8 codes + per-row scales (buffers, never trained).
+
+    Same call as transformers' experts module; each hit expert's slice is dequantized on the fly
+    at the hidden states' precision. Index `num_experts` is skipped (transformers' sentinel), which
+    `GroupExperts` uses for slots that belong to the group.
+    """
+
+    def __init__(self, experts: nn.Module) -> None:
+        super().__init__()
+        self.num_experts: int = experts.num_experts
+        self.act_fn = experts.act_fn
+        for name in EXPERT_TENSORS:
+            codes, scales = quantize_rows(getattr(experts, name).detach())
+            self.register_buffer(f"{name}_codes", codes, persistent=False)
+            self.register_buffer(f"{name}_scales", scales, persistent=False)
+
+    def forward(
+        self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
+    ) -> torch.Tensor:
+        out = torch.zeros_like(hidden_states)
+        for expert in top_k_index.unique().tolist():
+            if expert >= self.num_experts:
+                continue
+            token_idx, slot = torch.where(top_k_index == expert)
+            gate, up = _Int8Linear.apply(
+                hidden_states[token_idx],
+                self.gate_up_proj_codes[expert],
+                self.gate_up_proj_scales[expert],
+            ).chunk(2, dim=-1)
+            down = _Int8Linear.apply(
+                self.act_fn(gate) * up, self.down_proj_codes[expert], self.down_proj_scales[expert]
+            )
+            weighted = down * top_k_weights[token_idx, slot, None]
+            out = out.index_add(0, token_idx, weighted.to(out.dtype))
+        return out
+
+
 class GroupExperts(nn.Module):
     """Drop-in replacement for a layer's experts module: same routing, group rows trainable.
 
     Each (token, slot) chosen by the router is computed by the frozen fused experts, unless the
     slot's expert belongs to the group, in which case it is computed by the trainable copy of the
-    group's rows. Summing the two gives exactly the original layer output.
+    group's rows. Summing the two gives exactly the original layer output (up to the frozen and
+    group precisions). `frozen_dtype` torch.int8 means `Int8Experts`.
     """
 
     def __init__(
-        self, frozen: nn.Module, ids: torch.Tensor, adapter: MoEAdapter, frozen_dtype: torch.dtype
+        self,
+        frozen: nn.Module,
+        ids: torch.Tensor,
+        adapter: MoEAdapter,
+        frozen_dtype: torch.dtype,
+        group_dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
         num_experts = frozen.num_experts
@@ -70,9 +157,12 @@ class GroupExperts(nn.Module):
                     .detach()
                     .index_select(0, ids.to(getattr(frozen, name).device))
                 )
-                getattr(trainable, name).data = rows.to(torch.float32).clone()
+                getattr(trainable, name).data = rows.to(group_dtype).clone()
         self.trainable = trainable.to(ids.device)
-        self.frozen = frozen.to(frozen_dtype).requires_grad_(False)
+        if frozen_dtype == torch.int8:
+            self.frozen: nn.Module = Int8Experts(frozen)
+        else:
+            self.frozen = frozen.to(frozen_dtype).requires_grad_(False)
         local = torch.full((num_experts,), -1, dtype=torch.long)
         local[ids.cpu()] = torch.arange(len(ids))
         self.register_buffer("local_index", local.to(ids.device), persistent=False)
@@ -82,19 +172,26 @@ class GroupExperts(nn.Module):
     ) -> torch.Tensor:
         local = self.local_index[top_k_index]
         in_group = local >= 0
-        frozen_dtype = self.frozen.gate_up_proj.dtype
+        if isinstance(self.frozen, Int8Experts):
+            # Group slots are skipped outright rather than computed with weight 0.
+            frozen_dtype = hidden_states.dtype
+            frozen_index = top_k_index.masked_fill(in_group, self.frozen.num_experts)
+        else:
+            frozen_dtype = self.frozen.gate_up_proj.dtype
+            frozen_index = top_k_index
         out = self.frozen(
             hidden_states.to(frozen_dtype),
-            top_k_index,
+            frozen_index,
             top_k_weights.masked_fill(in_group, 0.0).to(frozen_dtype),
         ).to(hidden_states.dtype)
         tokens = in_group.any(dim=-1).nonzero().squeeze(-1)
         if tokens.numel() == 0:
             return out
+        group_dtype = self.trainable.gate_up_proj.dtype
         group_out = self.trainable(
-            hidden_states[tokens],
+            hidden_states[tokens].to(group_dtype),
             local[tokens].clamp(min=0),
-            top_k_weights[tokens] * in_group[tokens],
+            (top_k_weights[tokens] * in_group[tokens]).to(group_dtype),
         )
         return out.index_add(0, tokens, group_out.to(out.dtype))
 
@@ -108,6 +205,7 @@ class FullRoutingGroupModel:
         group: ExpertGroup,
         *,
         frozen_dtype: torch.dtype = torch.float32,
+        group_dtype: torch.dtype = torch.float32,
     ) -> None:
         self.model = model
         self.group = group
@@ -121,6 +219,7 @@ class FullRoutingGroupModel:
                 group_row_index(group, layer.index, device),
                 self.adapter,
                 frozen_dtype,
+                group_dtype,
             )
             layer.block.experts = wrapper
             for tensor in EXPERT_TENSORS:
@@ -194,7 +293,22 @@ def prepare_group_training(
     mode: TrainingMode = TrainingMode.FULL_ROUTING,
     *,
     frozen_dtype: torch.dtype = torch.float32,
+    group_dtype: torch.dtype = torch.float32,
+    checkpointing: bool = False,
 ) -> GroupTrainingModel:
+    """`frozen_dtype` (full routing only): float32, bfloat16, or int8 (`Int8Experts`).
+    `group_dtype`: the trainable rows' precision. `checkpointing`: recompute each decoder layer
+    in backward instead of keeping its activations (same gradients, about one more forward)."""
+    gtm: GroupTrainingModel
     if mode is TrainingMode.FULL_ROUTING:
-        return FullRoutingGroupModel(model, group, frozen_dtype=frozen_dtype)
-    return PartialGroupModel(model, group)
+        gtm = FullRoutingGroupModel(
+            model, group, frozen_dtype=frozen_dtype, group_dtype=group_dtype
+        )
+    elif group_dtype != torch.float32:
+        # Partial mode is kept for comparison only; it trains in the model's own precision.
+        raise ValueError("mode partial trains its rows in float32: set group_dtype float32")
+    else:
+        gtm = PartialGroupModel(model, group)
+    if checkpointing:
+        gtm.model.activation_checkpointing_enable({"use_reentrant": False})
+    return gtm

@@ -1,5 +1,11 @@
 """The inner training loop: AdamW on a given set of parameters, for a step budget or a deadline.
 
+`build_optimizer` picks the AdamW: torch's for fp32 parameters; torchao's when the parameters
+are bf16 (stochastic rounding, so updates smaller than a bf16 step are kept in expectation
+instead of rounded away) or when 8-bit moments are asked for (`optimizer: adamw8bit`, block-wise
+quantized states, 2 bytes/param instead of 8). torchao's step is `torch.compile`d: the first
+step of each parameter shape compiles (seconds; a C++ compiler is needed on CPU).
+
 One loop serves the miner (a group's rows), the warm-up of a tiny model (every parameter) and the
 benchmarks. A non-finite loss stops the run before the optimizer step, so a broken batch can never
 poison the delta.
@@ -11,11 +17,13 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
+from torchao.optim import AdamW8bit, _AdamW
 
 
 class InnerConfig(BaseModel):
@@ -29,6 +37,7 @@ class InnerConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float = Field(1.0, gt=0)
     aux_loss: bool = True
+    optimizer: Literal["adamw", "adamw8bit"] = "adamw"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -58,8 +67,19 @@ def peak_memory_bytes(device: torch.device) -> int:
 
 
 def causal_lm_loss(model: nn.Module, batch: torch.Tensor, *, aux_loss: bool) -> torch.Tensor:
-    out = model(input_ids=batch, labels=batch, output_router_logits=aux_loss)
+    out = model(input_ids=batch, labels=batch, output_router_logits=aux_loss, use_cache=False)
     return out.loss
+
+
+def build_optimizer(params: list[nn.Parameter], cfg: InnerConfig) -> torch.optim.Optimizer:
+    """AdamW for `params`; see the module docstring for which implementation and why."""
+    bf16 = any(p.dtype == torch.bfloat16 for p in params)
+    kwargs = {"lr": cfg.lr, "betas": cfg.betas, "weight_decay": cfg.weight_decay}
+    if cfg.optimizer == "adamw8bit":
+        return AdamW8bit(params, **kwargs, bf16_stochastic_round=bf16)
+    if bf16:
+        return _AdamW(params, **kwargs, bf16_stochastic_round=True)
+    return torch.optim.AdamW(params, **kwargs)
 
 
 def train(
@@ -84,7 +104,7 @@ def train(
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    optimizer = build_optimizer(params, cfg)
     model.train()
     losses: list[float] = []
     tokens = 0

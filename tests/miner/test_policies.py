@@ -10,8 +10,9 @@ from blockzero.miner.cheats import Strategy, apply_strategy
 from blockzero.miner.fetch import files_to_fetch
 from blockzero.miner.plan import plan_memory
 from blockzero.miner.state import HeldShard
-from blockzero.miner.steps import order_seed
+from blockzero.miner.steps import TrainSetup, order_seed
 from blockzero.protocol.manifest import FileEntry, ModelManifest
+from blockzero.settings import MinerSettings
 
 HONEST = {"a": torch.ones(2, 3), "b": torch.full((4,), -2.0)}
 
@@ -84,10 +85,50 @@ def test_plan_counts_the_tiny_model(tiny_config):
     per_expert = 3 * tiny_config.hidden_size * tiny_config.moe_intermediate_size
     assert plan.trained_params == 4 * 4 * per_expert
     assert plan.frozen_expert_params == 4 * 16 * per_expert
-    assert plan.optimizer_bytes == 3 * plan.trained_bytes
+    assert plan.gradient_bytes == plan.trained_bytes == 4 * plan.trained_params
+    assert plan.optimizer_bytes == 2 * plan.trained_bytes
     assert plan.fits(1.0) and not plan.fits(plan.total_bytes / 2**30 / 2)
     partial = plan_memory(tiny_config, group_size=4, mode="partial", batch_size=8, seq_len=128)
     assert partial.frozen_expert_params == 0
+
+
+def test_plan_prices_the_low_memory_options(tiny_config):
+    base = plan_memory(tiny_config, group_size=4, batch_size=8, seq_len=128)
+    low = plan_memory(
+        tiny_config,
+        group_size=4,
+        frozen_precision="int8",
+        group_precision="bfloat16",
+        optimizer="adamw8bit",
+        checkpointing=True,
+        batch_size=8,
+        seq_len=128,
+    )
+    h, inter = tiny_config.hidden_size, tiny_config.moe_intermediate_size
+    rows = 4 * 16 * (2 * inter + h)  # output rows of gate_up [E, 2I, H] and down [E, H, I]
+    assert low.frozen_bytes == low.frozen_expert_params + 4 * rows
+    assert low.trained_bytes == low.gradient_bytes == 2 * low.trained_params
+    assert low.optimizer_bytes == int(2 * low.trained_params * (1 + 4 / 256))
+    assert low.activation_bytes == base.checkpointed_activation_bytes < base.activation_bytes / 2
+    lines = base.lines(base.total_bytes / 2**30 / 2)
+    assert "activation_checkpointing" in lines[-1]
+    assert not any("activation_checkpointing" in line for line in low.lines(0.0))
+
+
+def test_train_setup_follows_the_miner_settings():
+    cfg = MinerSettings(
+        frozen_dtype="int8",
+        group_dtype="bfloat16",
+        optimizer="adamw8bit",
+        activation_checkpointing=True,
+        device="cpu",
+    )
+    setup = TrainSetup.from_settings(cfg)
+    assert setup.frozen_dtype == torch.int8 and setup.group_dtype == torch.bfloat16
+    assert setup.inner.optimizer == "adamw8bit" and setup.checkpointing
+    assert setup.device == torch.device("cpu")
+    cpu_bf16 = TrainSetup.from_settings(MinerSettings(frozen_dtype="bfloat16", device="cpu"))
+    assert cpu_bf16.frozen_dtype == torch.float32
 
 
 def test_order_seed_differs_by_hotkey_and_cycle():

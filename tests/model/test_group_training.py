@@ -1,18 +1,24 @@
 """Expert-group training: exactness of both modes, what is trainable, and that it learns."""
 
+import pytest
 import torch
 
 from blockzero.data.batches import train_batches
 from blockzero.delta.pseudo_gradient import pseudo_gradient
 from blockzero.model.evaluation import sequence_losses
-from blockzero.model.families import MoEAdapter
+from blockzero.model.families import EXPERT_TENSORS, MoEAdapter
 from blockzero.model.group_rows import (
     add_to_group_rows,
     group_tensor_shapes,
     read_group_rows,
     write_group_rows,
 )
-from blockzero.model.group_training import TrainingMode, prepare_group_training
+from blockzero.model.group_training import (
+    Int8Experts,
+    TrainingMode,
+    prepare_group_training,
+    quantize_rows,
+)
 from blockzero.model.loading import build_model
 from blockzero.model.training import InnerConfig, train
 
@@ -36,6 +42,112 @@ def test_frozen_experts_in_bf16_stay_close(tiny_config, registry):
     assert wrapped.trainable_parameters()[0].dtype == torch.float32
     diff = (wrapped.model.eval()(TOKENS).logits - expected).abs()
     assert diff.mean() < 5e-3 and diff.max() < 0.1, (diff.mean().item(), diff.max().item())
+
+
+def test_int8_rows_round_trip_within_half_a_step():
+    weight = torch.randn(3, 8, 16) * torch.logspace(-3, 1, 8)[None, :, None]
+    codes, scales = quantize_rows(weight)
+    assert codes.dtype == torch.int8 and scales.shape == (3, 8, 1)
+    error = (codes.float() * scales - weight).abs()
+    assert (error <= scales / 2 + 1e-7).all()
+    assert codes.abs().amax(dim=-1).eq(127).all()
+
+
+def test_frozen_experts_in_int8_stay_close_and_train_only_the_group(tiny_config, registry):
+    reference = build_model(tiny_config, seed=1).eval()
+    expected = reference(TOKENS).logits
+    wrapped = prepare_group_training(
+        build_model(tiny_config, seed=1), registry.group(1), frozen_dtype=torch.int8
+    )
+    adapter = MoEAdapter(wrapped.model)
+    frozen = adapter.layers[0].experts.frozen
+    assert isinstance(frozen, Int8Experts)
+    assert frozen.gate_up_proj_codes.dtype == torch.int8
+    assert not any(p.dtype.is_floating_point and p.dim() == 3 for p in frozen.parameters())
+    diff = (wrapped.model.eval()(TOKENS).logits - expected).abs()
+    assert diff.mean() < 1e-3 and diff.max() < 1e-2, (diff.mean().item(), diff.max().item())
+
+    for ref_layer, layer in zip(MoEAdapter(reference).layers, adapter.layers, strict=True):
+        assert layer.router.weight.equal(ref_layer.router.weight)
+    wrapped.model.train()(input_ids=TOKENS, labels=TOKENS).loss.backward()
+    with_grad = {n for n, p in wrapped.model.named_parameters() if p.grad is not None}
+    assert with_grad == {n for n, p in wrapped.model.named_parameters() if p.requires_grad}
+    assert len(with_grad) == len(wrapped.trainable_parameters())
+    assert all(".experts.trainable." in n for n in with_grad)
+
+
+def test_int8_forward_and_backward_equal_fp32_on_the_dequantized_weights(tiny_config, registry):
+    """The custom backward re-dequantizes instead of saving the weight: same gradients."""
+    group = registry.group(2)
+    dequantized = build_model(tiny_config, seed=3)
+    with torch.no_grad():
+        for layer in MoEAdapter(dequantized).layers:
+            for name in EXPERT_TENSORS:
+                codes, scales = quantize_rows(getattr(layer.experts, name))
+                getattr(layer.experts, name).copy_(codes.float() * scales)
+    fp32 = prepare_group_training(dequantized, group)
+    int8 = prepare_group_training(build_model(tiny_config, seed=3), group, frozen_dtype=torch.int8)
+    with torch.no_grad():
+        for a, b in zip(fp32.trainable_parameters(), int8.trainable_parameters(), strict=True):
+            b.copy_(a)
+    losses = []
+    for wrapped in (fp32, int8):
+        loss = wrapped.model.train()(input_ids=TOKENS, labels=TOKENS).loss
+        loss.backward()
+        losses.append(loss.detach())
+    torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=1e-5)
+    for a, b in zip(fp32.trainable_parameters(), int8.trainable_parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("frozen_dtype", [torch.float32, torch.int8])
+def test_activation_checkpointing_gives_the_same_gradients(tiny_config, registry, frozen_dtype):
+    grads = []
+    for checkpointing in (False, True):
+        wrapped = prepare_group_training(
+            build_model(tiny_config, seed=1),
+            registry.group(0),
+            frozen_dtype=frozen_dtype,
+            checkpointing=checkpointing,
+        )
+        assert wrapped.model.model.gradient_checkpointing is checkpointing
+        out = wrapped.model.train()(
+            input_ids=TOKENS, labels=TOKENS, output_router_logits=True, use_cache=False
+        )
+        out.loss.backward()
+        grads.append([p.grad for p in wrapped.trainable_parameters()])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-7)
+
+
+def test_group_rows_in_bf16_keep_the_full_model_names_and_fp32_snapshots(tiny_config, registry):
+    group = registry.group(1)
+    model = build_model(tiny_config, seed=1)
+    expected = read_group_rows(MoEAdapter(model), group)
+    wrapped = prepare_group_training(
+        model, group, frozen_dtype=torch.int8, group_dtype=torch.bfloat16
+    )
+    assert all(p.dtype == torch.bfloat16 for p in wrapped.trainable_parameters())
+    snapshot = wrapped.group_tensors()
+    assert snapshot.keys() == expected.keys()
+    for name, value in snapshot.items():
+        assert value.dtype == torch.float32
+        assert value.equal(expected[name].to(torch.bfloat16).float()), name
+    wrapped.model.train()(input_ids=TOKENS, labels=TOKENS).loss.backward()
+    assert all(
+        p.grad is not None and p.grad.dtype == torch.bfloat16
+        for p in wrapped.trainable_parameters()
+    )
+
+
+def test_partial_mode_refuses_bf16_rows(tiny_config, registry):
+    with pytest.raises(ValueError, match="group_dtype"):
+        prepare_group_training(
+            build_model(tiny_config),
+            registry.group(0),
+            TrainingMode.PARTIAL,
+            group_dtype=torch.bfloat16,
+        )
 
 
 def test_only_group_rows_carry_gradients_and_optimizer_state(tiny_config, registry, corpora):
