@@ -307,7 +307,6 @@ class PastDelta(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     cycle: int
-    group: int
     hotkey: str
     content_sha256: str
 
@@ -320,22 +319,23 @@ class PastDelta(BaseModel):
 def replay_of(
     verified: Verified,
     *,
-    group: int,
     cycle: int,
     past: list[PastDelta],
     sketches: dict[str, torch.Tensor],
     window: int,
     threshold: float,
 ) -> Refused | None:
-    """The same test as `duplicates`, against the group's accepted deltas of the `window`
-    cycles before `cycle`. Runs before scoring: a replay costs no forward passes."""
+    """The same test as `duplicates`, against the accepted deltas of the `window` cycles before
+    `cycle`, in any group of the same shape: assignments rotate, so a miner's old delta comes
+    back under another group id. Runs before scoring: a replay costs no forward passes."""
     for p in past:
-        if p.group != group or not cycle - window <= p.cycle < cycle:
+        if not cycle - window <= p.cycle < cycle:
             continue
         if p.content_sha256 == verified.content_sha256:
             detail = f"same tensors as {p.hotkey}'s accepted delta of cycle {p.cycle}"
             return Refused(Reason.REPLAY, detail, verified.file_sha256)
-        cos = _cosine(verified.sketch, sketches[p.key])
+        old = sketches[p.key]
+        cos = _cosine(verified.sketch, old) if old.shape == verified.sketch.shape else 0.0
         if cos >= threshold:
             detail = f"cosine {cos:.4f} with {p.hotkey}'s accepted delta of cycle {p.cycle}"
             return Refused(Reason.REPLAY, detail, verified.file_sha256)

@@ -174,7 +174,7 @@ class Validator:
             if cycle - window < p.cycle < cycle
         ]
         new = [
-            PastDelta(cycle=cycle, group=r.group, hotkey=r.hotkey, content_sha256=r.content_sha256)
+            PastDelta(cycle=cycle, hotkey=r.hotkey, content_sha256=r.content_sha256)
             for r in (accepted(records) if window else [])
         ]
         sketches = {p.key: self.sketches[p.key] for p in old} | {
@@ -323,7 +323,7 @@ class Validator:
             verify_in_pool=self.cfg.device != "cpu",
         ):
             if isinstance(got, collect.Verified):
-                got = self.replay_of(cycle, c.group, got) or got
+                got = self.replay_of(cycle, got) or got
             if isinstance(got, collect.Refused):
                 out[c.hotkey] = Scored(c, refused=got)
             elif c.group not in eval_sets:
@@ -345,12 +345,9 @@ class Validator:
             logger.info("cycle %d: %s scored: %s", cycle, c.hotkey[:8], verdict(out[c.hotkey]))
         return out
 
-    def replay_of(
-        self, cycle: int, group: int, verified: collect.Verified
-    ) -> collect.Refused | None:
+    def replay_of(self, cycle: int, verified: collect.Verified) -> collect.Refused | None:
         return collect.replay_of(
             verified,
-            group=group,
             cycle=cycle,
             past=self.state.history if self.state else [],
             sketches=self.sketches,

@@ -33,15 +33,13 @@ def _delta(seed: int) -> dict[str, torch.Tensor]:
     return {"a": torch.randn(8, 16, generator=gen), "b": torch.randn(4, 4, generator=gen)}
 
 
-def _past(delta, *, cycle: int, group: int = 0, hotkey: str = "old"):
-    p = PastDelta(cycle=cycle, group=group, hotkey=hotkey, content_sha256=content_sha256(delta))
+def _past(delta, *, cycle: int, hotkey: str = "old"):
+    p = PastDelta(cycle=cycle, hotkey=hotkey, content_sha256=content_sha256(delta))
     return p, {p.key: sketch(delta)}
 
 
-def _check(v: Verified, past, sketches, *, cycle: int = 5, group: int = 0) -> Refused | None:
-    return replay_of(
-        v, group=group, cycle=cycle, past=past, sketches=sketches, window=2, threshold=0.97
-    )
+def _check(v: Verified, past, sketches, *, cycle: int = 5) -> Refused | None:
+    return replay_of(v, cycle=cycle, past=past, sketches=sketches, window=2, threshold=0.97)
 
 
 def test_exact_and_near_replays_of_the_window_are_refused():
@@ -56,16 +54,16 @@ def test_exact_and_near_replays_of_the_window_are_refused():
     assert got is not None and got.reason is Reason.REPLAY and "cosine" in got.detail
 
 
-def test_only_the_same_group_and_the_window_before_this_cycle_count():
+def test_the_window_before_this_cycle_counts_in_any_group():
     old = _delta(1)
     v = _verified(old)
     for cycle, expected in ((3, True), (4, True), (2, False), (5, False), (6, False)):
         p, sketches = _past(old, cycle=cycle)
         assert (_check(v, [p], sketches) is not None) is expected, cycle
-    p, sketches = _past(old, cycle=4, group=1)
-    assert _check(v, [p], sketches, group=0) is None
-    # An unrelated delta of the same group is not a replay.
+    # An unrelated delta is not a replay; a sketch of another shape is never compared.
     p, sketches = _past(_delta(2), cycle=4)
+    assert _check(v, [p], sketches) is None
+    p, sketches = _past({"a": torch.randn(3, 3)}, cycle=4)
     assert _check(v, [p], sketches) is None
 
 
