@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import matplotlib
+import matplotlib.ticker
 import torch
 import yaml
 
@@ -186,20 +187,28 @@ def budget_s(protocol_path: Path, block_time_s: float) -> tuple[int, float]:
     return blocks, blocks * block_time_s
 
 
+def _m_axis(ax: plt.Axes, ms: list[int]) -> None:
+    """A log axis of M labelled with the measured M only."""
+    ax.set_xscale("log")
+    ax.set_xticks(ms, [str(m) for m in ms])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("submissions M")
+
+
 def plot(result: dict, path: Path) -> None:
     runs = result["runs"]
     ms = [r["submissions"] for r in runs]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     left.plot(ms, [r["bare_per_s"] for r in runs], "o-", label="bare forward passes")
     left.plot(ms, [r["scoring_per_s"] for r in runs], "s-", label="validator scoring")
-    left.set(xscale="log", xlabel="submissions M", ylabel="submissions / s", xticks=ms)
-    left.set_xticklabels([str(m) for m in ms])
+    _m_axis(left, ms)
+    left.set_ylabel("submissions / s")
     left.set_title(f"throughput ({result['device_name']})")
     left.legend()
     right.plot(ms, [r["scoring_s"] for r in runs], "s-", label="scoring time")
     right.axhline(result["budget_s"], color="red", ls="--", label="validate phase")
-    right.set(xscale="log", yscale="log", xlabel="submissions M", ylabel="seconds", xticks=ms)
-    right.set_xticklabels([str(m) for m in ms])
+    _m_axis(right, ms)
+    right.set(yscale="log", ylabel="seconds")
     right.set_title(
         f"validate phase: {result['validate_blocks']} blocks x {result['block_time_s']:g} s"
     )
