@@ -146,7 +146,7 @@ def below_peers(
     for r in records:
         if r.reason is None and r.judgement is not None and r.judgement.passed:
             gains.setdefault(r.group, {})[r.hotkey] = r.judgement.domain_gain
-    medians = {g: statistics.median(sorted(gs.values())) for g, gs in gains.items()}
+    medians = {g: statistics.median(gs.values()) for g, gs in gains.items()}
     out = []
     for r in records:
         gain = gains.get(r.group, {}).get(r.hotkey)
