@@ -88,20 +88,23 @@ class TrainSetup:
 
     @classmethod
     def from_settings(cls, cfg: MinerSettings) -> "TrainSetup":
-        """The miner settings as a setup. On CPU bf16 frozen experts stay fp32 (bf16 expert
-        matmuls are slow there); int8 stays int8 (dequantized to fp32 per expert)."""
+        """The miner settings as a setup. On CPU bf16 frozen experts and group rows stay fp32:
+        bf16 matmuls there are slow and allocate fp32 work buffers (scripts/bench/miner_plan.py);
+        int8 stays int8 (dequantized to fp32 per expert)."""
         cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
         frozen = getattr(torch, cfg.frozen_dtype)
-        if not cuda and frozen is torch.bfloat16:
-            logger.info("on CPU frozen experts stay float32: bf16 expert matmuls are slow there")
-            frozen = torch.float32
+        rows = getattr(torch, cfg.group_dtype)
+        if not cuda and torch.bfloat16 in (frozen, rows):
+            logger.info("on CPU frozen experts and group rows stay float32, not bfloat16")
+            frozen = torch.float32 if frozen is torch.bfloat16 else frozen
+            rows = torch.float32
         return cls(
             mode=TrainingMode(cfg.mode),
             frozen_dtype=frozen,
             device=torch.device("cuda" if cuda else "cpu"),
             batch_size=cfg.batch_size,
             inner=InnerConfig(lr=cfg.lr, optimizer=cfg.optimizer),
-            group_dtype=getattr(torch, cfg.group_dtype),
+            group_dtype=rows,
             checkpointing=cfg.activation_checkpointing,
         )
 

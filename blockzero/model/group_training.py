@@ -310,5 +310,9 @@ def prepare_group_training(
     else:
         gtm = PartialGroupModel(model, group)
     if checkpointing:
-        gtm.model.activation_checkpointing_enable({"use_reentrant": False})
+        with warnings.catch_warnings():
+            # Renamed activation_checkpointing_enable in transformers 5.2x; the old name works
+            # across every 5.x this project allows and only warns.
+            warnings.simplefilter("ignore", FutureWarning)
+            gtm.model.gradient_checkpointing_enable({"use_reentrant": False})
     return gtm

@@ -121,12 +121,14 @@ def test_train_setup_follows_the_miner_settings():
         group_dtype="bfloat16",
         optimizer="adamw8bit",
         activation_checkpointing=True,
-        device="cpu",
+        device="cuda",
     )
     setup = TrainSetup.from_settings(cfg)
     assert setup.frozen_dtype == torch.int8 and setup.group_dtype == torch.bfloat16
     assert setup.inner.optimizer == "adamw8bit" and setup.checkpointing
-    assert setup.device == torch.device("cpu")
+    assert setup.device == torch.device("cuda")
+    cpu = TrainSetup.from_settings(cfg.model_copy(update={"device": "cpu"}))
+    assert cpu.frozen_dtype == torch.int8 and cpu.group_dtype == torch.float32
     cpu_bf16 = TrainSetup.from_settings(MinerSettings(frozen_dtype="bfloat16", device="cpu"))
     assert cpu_bf16.frozen_dtype == torch.float32
 

@@ -12,12 +12,15 @@ from blockzero.model.training import InnerConfig, build_optimizer, train
 
 LR = 1e-3
 STEPS = 10
+# One shape for every bare-parameter test: torchao compiles its step once per shape and dtype,
+# which costs seconds each on a CPU.
+SHAPE = (64, 256)
 
 
 def _constant_gradient_steps(optimizer_name: str, *, dtype: torch.dtype) -> torch.Tensor:
     """Mean change of weights at 1.0 after STEPS Adam steps on a constant gradient of 1; each
     step moves about LR, under a quarter of a bf16 step at 1.0 (2**-7)."""
-    param = torch.nn.Parameter(torch.ones(64, 256, dtype=dtype))
+    param = torch.nn.Parameter(torch.ones(SHAPE, dtype=dtype))
     optimizer = build_optimizer([param], InnerConfig(lr=LR, optimizer=optimizer_name))
     for _ in range(STEPS):
         param.grad = torch.ones_like(param)
@@ -27,7 +30,7 @@ def _constant_gradient_steps(optimizer_name: str, *, dtype: torch.dtype) -> torc
 
 def test_plain_adamw_on_bf16_rows_loses_small_updates():
     """Why the stochastic rounding: round-to-nearest drops every one of these updates."""
-    param = torch.nn.Parameter(torch.ones(64, 256, dtype=torch.bfloat16))
+    param = torch.nn.Parameter(torch.ones(SHAPE, dtype=torch.bfloat16))
     optimizer = torch.optim.AdamW([param], lr=LR, weight_decay=0.0)
     for _ in range(STEPS):
         param.grad = torch.ones_like(param)
@@ -42,9 +45,9 @@ def test_bf16_rows_keep_small_updates_in_expectation(optimizer_name):
 
 
 def test_optimizer_choice_and_state_precision():
-    fp32 = torch.nn.Parameter(torch.zeros(16, 256))
+    fp32 = torch.nn.Parameter(torch.zeros(SHAPE))
     assert type(build_optimizer([fp32], InnerConfig())) is torch.optim.AdamW
-    param = torch.nn.Parameter(torch.zeros(16, 256, dtype=torch.bfloat16))
+    param = torch.nn.Parameter(torch.zeros(SHAPE, dtype=torch.bfloat16))
     optimizer = build_optimizer([param], InnerConfig(optimizer="adamw8bit"))
     param.grad = torch.randn_like(param)
     optimizer.step()
