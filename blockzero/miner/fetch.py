@@ -23,6 +23,7 @@ from blockzero.miner.state import HeldShard
 from blockzero.protocol.manifest import (
     CONFIG_FILE,
     SHARED_SHARD,
+    UNGROUPED_SHARD,
     FileEntry,
     ModelManifest,
     group_shard,
@@ -64,7 +65,10 @@ def files_to_fetch(
     ]
     must = [n for n in outdated if n in exact or n not in held]
     others = sorted((n for n in outdated if n not in must), key=lambda n: (held[n].cycle, n))
-    num_others = sum(1 for n in manifest.files if n not in exact)
+    # Only other groups' shards move between cycles; counting the shard of ungrouped experts
+    # (never trained) here would raise the quota so that S=1 saved nothing.
+    frozen = shard_file(UNGROUPED_SHARD)
+    num_others = sum(1 for n in manifest.files if n not in exact and n != frozen)
     quota = math.ceil(num_others / (max_stale_cycles + 1))
     expired = [n for n in others if cycle - held[n].cycle > max_stale_cycles]
     refresh = set(expired) | set(others[:quota])

@@ -80,6 +80,20 @@ def test_freshness_policy_fetches_own_group_and_bounded_others():
     ]
 
 
+def test_freshness_quota_ignores_the_ungrouped_shard():
+    names = ["config.json", "shared.safetensors", "ungrouped.safetensors"]
+    names += [f"group-{i}.safetensors" for i in range(3)]
+    manifest = _manifest(dict.fromkeys(names, "b"))
+    held = {n: HeldShard(sha256="a" * 64, bytes=10, cycle=5) for n in names}
+    held["ungrouped.safetensors"] = HeldShard(sha256="b" * 64, bytes=10, cycle=0)
+    exact = ["config.json", "group-0.safetensors", "shared.safetensors"]
+    # S=1, two other groups moved: ceil(2 / 2) = 1 is refreshed now, the other next cycle.
+    assert files_to_fetch(manifest, held, group_id=0, cycle=5, max_stale_cycles=1) == [
+        *exact,
+        "group-1.safetensors",
+    ]
+
+
 def test_plan_counts_the_tiny_model(tiny_config):
     plan = plan_memory(tiny_config, group_size=4, batch_size=8, seq_len=128)
     per_expert = 3 * tiny_config.hidden_size * tiny_config.moe_intermediate_size
