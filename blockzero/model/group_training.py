@@ -69,27 +69,26 @@ def quantize_rows(weight_ERC: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return codes, scales
 
 
-def _dequantize(codes: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return codes.to(dtype) * scales.to(dtype)
-
-
 class _Int8Linear(torch.autograd.Function):
-    """`x @ dequant(codes).T` that saves the int8 codes, not the dequantized weight, for backward.
+    """`x @ (codes * scales).T` that saves the int8 codes, not a dequantized weight, for backward.
 
-    A plain `F.linear` would keep every dequantized expert slice alive until backward, i.e. the
-    frozen experts at compute precision again. No gradient flows to the codes.
+    A plain `F.linear` on a dequantized slice would keep every slice alive until backward, i.e.
+    the frozen experts at compute precision again. The per-row scale is applied to the output
+    (and to the incoming gradient in backward) rather than to the weight, so only the int8 ->
+    float conversion of the slice is paid. No gradient flows to the codes.
     """
 
     @staticmethod
     def forward(ctx, x, codes, scales):  # type: ignore[override]
         ctx.save_for_backward(codes, scales)
         ctx.x_dtype = x.dtype
-        return F.linear(x, _dequantize(codes, scales, x.dtype))
+        return F.linear(x, codes.to(x.dtype)) * scales.squeeze(-1).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         codes, scales = ctx.saved_tensors
-        return grad.to(ctx.x_dtype) @ _dequantize(codes, scales, ctx.x_dtype), None, None
+        dtype = ctx.x_dtype
+        return (grad.to(dtype) * scales.squeeze(-1).to(dtype)) @ codes.to(dtype), None, None
 
 
 class Int8Experts(nn.Module):
@@ -112,22 +111,28 @@ class Int8Experts(nn.Module):
     def forward(
         self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
     ) -> torch.Tensor:
+        # (token, slot) pairs sorted by expert: one gather in, one index_add out, and a split in
+        # between, so backward does not build a full-size gradient per expert.
+        num_slots = top_k_index.shape[-1]
+        flat = top_k_index.reshape(-1)
+        counts = torch.bincount(flat, minlength=self.num_experts + 1)[: self.num_experts].tolist()
+        order = flat.argsort(stable=True)[: sum(counts)]  # the sentinel sorts last: dropped
+        token_idx = order // num_slots
         out = torch.zeros_like(hidden_states)
-        for expert in top_k_index.unique().tolist():
-            if expert >= self.num_experts:
-                continue
-            token_idx, slot = torch.where(top_k_index == expert)
-            gate, up = _Int8Linear.apply(
-                hidden_states[token_idx],
-                self.gate_up_proj_codes[expert],
-                self.gate_up_proj_scales[expert],
-            ).chunk(2, dim=-1)
-            down = _Int8Linear.apply(
-                self.act_fn(gate) * up, self.down_proj_codes[expert], self.down_proj_scales[expert]
-            )
-            weighted = down * top_k_weights[token_idx, slot, None]
-            out = out.index_add(0, token_idx, weighted.to(out.dtype))
-        return out
+        if token_idx.numel() == 0:
+            return out
+        chunks = hidden_states[token_idx].split(counts)
+        down = torch.cat([self._expert(e, x) for e, x in enumerate(chunks) if x.shape[0]])
+        weighted = down * top_k_weights.reshape(-1)[order, None]
+        return out.index_add(0, token_idx, weighted.to(out.dtype))
+
+    def _expert(self, expert: int, x: torch.Tensor) -> torch.Tensor:
+        gate, up = _Int8Linear.apply(
+            x, self.gate_up_proj_codes[expert], self.gate_up_proj_scales[expert]
+        ).chunk(2, dim=-1)
+        return _Int8Linear.apply(
+            self.act_fn(gate) * up, self.down_proj_codes[expert], self.down_proj_scales[expert]
+        )
 
 
 class GroupExperts(nn.Module):
