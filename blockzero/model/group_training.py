@@ -94,9 +94,9 @@ class _Int8Linear(torch.autograd.Function):
 class Int8Experts(nn.Module):
     """Frozen fused experts stored as int8 codes + per-row scales (buffers, never trained).
 
-    Same call as transformers' experts module; each hit expert's slice is dequantized on the fly
-    at the hidden states' precision. Index `num_experts` is skipped (transformers' sentinel), which
-    `GroupExperts` uses for slots that belong to the group.
+    Same call as transformers' experts module; each hit expert's slice is converted on the fly to
+    the hidden states' precision and its row scales applied (`_Int8Linear`). Index `num_experts`
+    is skipped (transformers' sentinel), which `GroupExperts` uses for slots of the group.
     """
 
     def __init__(self, experts: nn.Module) -> None:
