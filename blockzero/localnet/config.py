@@ -54,6 +54,9 @@ class LocalnetConfig(BaseModel):
         0.03, ge=0, description="Validators' forgetting and merge-gate tolerance, nats."
     )
     max_delta_ratio: float = Field(1.0, gt=0, description="Validators' norm bound.")
+    min_gain: float = Field(
+        0.005, ge=0, description="Validators' minimum Proof-of-Loss gain, nats."
+    )
     miner_lr: float = Field(1e-3, gt=0)
     miner_batch_size: int = Field(8, ge=1)
     seed: int = 0

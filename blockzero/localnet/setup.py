@@ -141,6 +141,7 @@ def node_settings(cfg: LocalnetConfig, work_dir: Path, registry: Path) -> Settin
             eval_sequences=cfg.eval_sequences,
             general_tolerance=cfg.general_tolerance,
             max_delta_ratio=cfg.max_delta_ratio,
+            min_gain=cfg.min_gain,
         ),
     )
 
