@@ -56,6 +56,7 @@ def test_optimizer_choice_and_state_precision():
         assert isinstance(state, OptimState8bit) and state.codes.dtype == torch.uint8
 
 
+@pytest.mark.slow
 def test_bf16_rows_with_8bit_adamw_learn(tiny_config, registry, corpora):
     """The 16 GB recipe end to end on the tiny model: int8 frozen experts, bf16 rows, 8-bit
     AdamW, checkpointing. Training loss falls and the delta is finite and non-zero."""
