@@ -1,8 +1,9 @@
 """Miner memory and speed: group training per mode and precision vs training the whole model.
 
 Part `memory` uses a config where experts dominate the parameters (64 experts, top-2) split into
-4, 8 or 16 groups (16, 8 or 4 experts each). Each case runs in a fresh process, so its peak
-(resident set on CPU, `torch.cuda.max_memory_allocated` on CUDA) is its own; tensor bytes
+4, 8 or 16 groups (16, 8 or 4 experts each). Each case's peak is its own: on CPU it runs in a
+fresh process (resident set), on CUDA in this one with the peak reset and the previous case
+freed (`torch.cuda.max_memory_allocated`); tensor bytes
 (weights and buffers, gradients, optimizer state as stored) are counted exactly; step time
 leaves out the first step (torchao compiles its optimizer step there). Cases: the whole model;
 full routing with frozen experts in fp32, bf16, int8; int8 + 8-bit AdamW + per-layer activation
