@@ -29,6 +29,9 @@ def print_plan(settings: Settings, model_config: str) -> None:
         group_size={layer: len(ids) for layer, ids in group.experts.items()},
         mode=cfg.mode,
         frozen_precision=cfg.frozen_dtype,
+        group_precision=cfg.group_dtype,
+        optimizer=cfg.optimizer,
+        checkpointing=cfg.activation_checkpointing,
         batch_size=cfg.batch_size,
         seq_len=load_data_config(cfg.data).seq_len,
     )

@@ -12,7 +12,6 @@ import logging
 import time
 
 import bittensor as bt
-import torch
 
 from blockzero.chain.errors import ChainError, NotRegistered
 from blockzero.chain.port import Chain
@@ -39,9 +38,8 @@ from blockzero.miner.steps import (
     train_group,
 )
 from blockzero.model.group_rows import GroupTensors
-from blockzero.model.group_training import TrainingMode
 from blockzero.model.shards import ManifestMismatch, read_model_files
-from blockzero.model.training import InnerConfig, NonFiniteLossError
+from blockzero.model.training import NonFiniteLossError
 from blockzero.protocol.config import ProtocolConfig
 from blockzero.protocol.expert_groups import ExpertGroup, load_registry
 from blockzero.settings import Settings
@@ -98,20 +96,7 @@ class Miner:
         self._attempted = -1
 
     def _train_setup(self) -> TrainSetup:
-        cuda = self.cfg.device == "cuda" or (
-            self.cfg.device == "auto" and torch.cuda.is_available()
-        )
-        frozen = torch.bfloat16 if self.cfg.frozen_dtype == "bfloat16" else torch.float32
-        if not cuda and frozen is torch.bfloat16:
-            logger.info("on CPU frozen experts stay float32: bf16 expert matmuls are slow there")
-            frozen = torch.float32
-        return TrainSetup(
-            mode=TrainingMode(self.cfg.mode),
-            frozen_dtype=frozen,
-            device=torch.device("cuda" if cuda else "cpu"),
-            batch_size=self.cfg.batch_size,
-            inner=InnerConfig(lr=self.cfg.lr),
-        )
+        return TrainSetup.from_settings(self.cfg)
 
     def run(self, *, cycles: int | None = None) -> None:
         """Mine until `cycles` cycles produced a submission (forever when None). Infrastructure
