@@ -127,10 +127,14 @@ def train(
             value = loss.item()
             if not math.isfinite(value):
                 raise NonFiniteLossError(f"loss is {value} at step {len(losses)}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
+            # A batch whose tokens the router sends to none of the trained experts gives a loss
+            # that does not depend on them: nothing to step (seen after a short warm-up whose
+            # routing had collapsed onto two experts).
+            if loss.requires_grad:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                optimizer.step()
             losses.append(value)
             tokens += batch.numel()
             bar.update(task, advance=1, loss=value)
