@@ -1,7 +1,9 @@
 """Communication codecs: submission bytes vs merged held-out loss, all codecs side by side.
 
-The tiny Qwen3-MoE is warmed up briefly on the local domains. Per cycle, every group of the
-shipped registry is trained in full-routing mode by `--miners` miners (seeds differ), once, from
+The tiny Qwen3-MoE is warmed up briefly on the local domains and its expert groups are selected
+from its routing (`--groups shipped`: the shipped contiguous registry, whose groups interfere:
+docs/owner.md). Per cycle, every group is trained in full-routing mode by `--miners` miners
+(seeds differ), once, from
 the bf16 trajectory's model; every codec then encodes those same deltas (sparse codecs with each
 miner's own error feedback), writes, verifies and decodes them with `read_submission` exactly as
 a validator does, merges them (mean per group) and applies the DiLoCo outer step (Nesterov, lr
@@ -12,7 +14,7 @@ Reported per codec: measured file bytes per expert parameter and the ratio to fp
 per domain after each cycle, and the penalty vs bf16 (relative loss increase) after the last.
 
     python scripts/bench/codecs.py        # ~10 min on 2 CPU cores shared with other jobs
-    python scripts/bench/codecs.py --warmup-steps 600 --inner-steps 30   # the issue's recipe
+    python scripts/bench/codecs.py --warmup-steps 300 --inner-steps 10   # docs/benchmarks.md
 """
 
 import argparse
@@ -46,7 +48,9 @@ from blockzero.model.group_training import TrainingMode, prepare_group_training
 from blockzero.model.loading import build_model, read_model_config
 from blockzero.model.training import InnerConfig, train
 from blockzero.model.warmup import warm_up
-from blockzero.protocol.expert_groups import ExpertGroup, load_registry
+from blockzero.owner.profile import GENERAL, profile_domains
+from blockzero.owner.select import select_experts
+from blockzero.protocol.expert_groups import ExpertGroup, ExpertGroupRegistry, load_registry
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -54,6 +58,7 @@ import matplotlib.pyplot as plt
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CODECS = ["bf16", "int8", "topk_int8@0.01", "topk_int8@0.03", "topk_int8@0.1"]
 TARGET_RATIO, TARGET_PENALTY = 16.0, 0.01
+SHIPPED_REGISTRY = ROOT / "configs/groups/tiny-qwen3-moe.yaml"
 
 
 def parse_codec(spec: str) -> tuple[str, float | None]:
@@ -124,6 +129,13 @@ def submit(
     return decoded
 
 
+def select_groups(model: torch.nn.Module, corpora: dict) -> ExpertGroupRegistry:
+    """Groups chosen from the warm model's routing, as the owner's tools choose them."""
+    profiles = profile_domains(model, corpora, num_sequences=64)
+    domains = {d: p for d, p in profiles.items() if d != GENERAL}
+    return select_experts(domains, profiles[GENERAL]).registry
+
+
 def held_out_losses(model: torch.nn.Module, held: dict[str, torch.Tensor]) -> dict[str, float]:
     return {d: sequence_losses(model, s).mean().item() for d, s in held.items()}
 
@@ -133,9 +145,13 @@ def run(args) -> dict:
     started, load_start = time.monotonic(), os.getloadavg()
     corpora = load_domains(load_data_config(ROOT / "configs/data/local.yaml"), byte_tokenizer())
     config = read_model_config(ROOT / "configs/models/tiny-qwen3-moe.yaml")
-    registry = load_registry(ROOT / "configs/groups/tiny-qwen3-moe.yaml")
     model = build_model(config)
     warm_up(model, corpora, steps=args.warmup_steps, batch_size=16)
+    registry = (
+        select_groups(model, corpora)
+        if args.groups == "selected"
+        else load_registry(SHIPPED_REGISTRY)
+    )
     warm_s = time.monotonic() - started
     held = {d: c.held_out[: args.num_eval] for d, c in corpora.items()}
     base = held_out_losses(model, held)
@@ -144,7 +160,9 @@ def run(args) -> dict:
         for s in group_tensor_shapes(MoEAdapter(model), registry.groups[0]).values()
     )
     runs = [Trajectory(spec, model) for spec in args.codecs]
-    outer = OuterConfig(lr=args.outer_lr, momentum=args.outer_momentum)
+    outer = OuterConfig(
+        lr=args.outer_lr, momentum=args.outer_momentum, nesterov=args.outer_momentum > 0
+    )
     ref = next(t for t in runs if t.spec == "bf16")
     with tempfile.TemporaryDirectory() as tmp:
         for cycle in range(args.cycles):
@@ -259,6 +277,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--codecs", nargs="+", default=DEFAULT_CODECS, help="name or name@density")
+    p.add_argument(
+        "--groups",
+        choices=["selected", "shipped"],
+        default="selected",
+        help="activation-selected from the warm model, or the shipped contiguous registry",
+    )
     p.add_argument("--warmup-steps", type=int, default=50)
     p.add_argument("--cycles", type=int, default=3)
     p.add_argument("--inner-steps", type=int, default=8)

@@ -498,20 +498,30 @@ def summarize(records: list[dict]) -> dict:
         if job.startswith("blockzero"):
             row["acceptance"] = mean_std([r["acceptance"] for r in rs])
         table[job] = row
-    return {"domains": domains, "jobs": table}
+    per_seed = {job: {r["seed"]: r for r in rs} for job, rs in by_job.items()}
+    return {"domains": domains, "jobs": table, "per_seed": per_seed}
 
 
 def ratio_to_esft(summary: dict, job: str, key: str = "own") -> dict[str, float] | None:
-    """A BlockZero job's gain as a share of ESFT's, per domain (None where ESFT gained nothing:
-    a share of a loss is meaningless)."""
-    jobs = summary["jobs"]
-    if "esft" not in jobs or key not in jobs.get(job, {}):
+    """A BlockZero job's gain as a share of ESFT's per domain, over the seeds both ran (None
+    where they share none; NaN where ESFT gained nothing: a share of a loss means nothing)."""
+    per_seed = summary["per_seed"]
+    if "esft" not in per_seed or job not in per_seed:
         return None
-    esft = jobs["esft"][key]
-    return {
-        d: jobs[job][key][d][0] / esft[d][0] if esft[d][0] > 0 else math.nan
-        for d in summary["domains"]
-    }
+    seeds = sorted(per_seed["esft"].keys() & per_seed[job].keys())
+    field = "changes" if key == "own" else key
+    if not seeds or any(field not in per_seed[j][s] for j in (job, "esft") for s in seeds):
+        return None
+    out = {}
+    for d in summary["domains"]:
+        esft = statistics.fmean(gain(per_seed["esft"][s], key, d) for s in seeds)
+        ours = statistics.fmean(gain(per_seed[job][s], key, d) for s in seeds)
+        out[d] = ours / esft if esft > 0 else math.nan
+    return out
+
+
+def gain(record: dict, key: str, domain: str) -> float:
+    return -record["changes"][domain][domain] if key == "own" else record["gain"][domain]
 
 
 def mean_forgetting(row: dict) -> float:
@@ -529,15 +539,27 @@ def verdict(summary: dict, job: str) -> str:
         return "/".join("n/a" if math.isnan(v) else f"{v:.0%}" for v in r.values())
 
     return (
-        f"{job}: own-group gain vs ESFT {shares(own)} (merged model {shares(merged)}), "
+        f"{job}: own-group gain vs ESFT {shares(own)} (final model {shares(merged)}), "
         f"forgetting {mean_forgetting(jobs[job]):+.4f} vs FFT {fft:+.4f} -> "
         + ("target met" if ok else "target missed")
     )
 
 
+def improvement(summary: dict, job: str) -> float:
+    """Mean final loss of the default recipe minus `job`'s, over the seeds both ran."""
+    per_seed = summary["per_seed"]
+    seeds = per_seed["blockzero"].keys() & per_seed[job].keys()
+
+    def loss(j: str, s: int) -> float:
+        return statistics.fmean(per_seed[j][s]["losses"].values())
+
+    diffs = [loss("blockzero", s) - loss(job, s) for s in seeds]
+    return statistics.fmean(diffs) if diffs else -math.inf
+
+
 def best_recipe(summary: dict) -> str | None:
-    """Lowest mean final loss among BlockZero recipes trained on the default's tokens whose
-    forgetting is no worse than FFT's."""
+    """The BlockZero recipe that most lowers the default's mean final loss (paired by seed),
+    among those trained on the default's tokens whose forgetting is no worse than FFT's."""
     jobs = summary["jobs"]
     if "blockzero" not in jobs or "fft" not in jobs:
         return None
@@ -549,9 +571,7 @@ def best_recipe(summary: dict) -> str | None:
         and Recipe(**row["recipe"]).steps_per_domain == tokens
         and mean_forgetting(row) <= mean_forgetting(jobs["fft"])
     ]
-    return min(
-        fair, key=lambda j: statistics.fmean(v[0] for v in jobs[j]["losses"].values()), default=None
-    )
+    return max(fair, key=lambda j: improvement(summary, j), default=None)
 
 
 def print_table(summary: dict) -> None:
@@ -580,7 +600,15 @@ def report(args: argparse.Namespace) -> None:
     verdicts = []
     if {"blockzero", "esft", "fft"} <= jobs.keys():
         best = best_recipe(summary)
-        summary["best"] = {"job": best, "recipe": jobs[best]["recipe"]} if best else None
+        summary["best"] = (
+            {
+                "job": best,
+                "recipe": jobs[best]["recipe"],
+                "loss_improvement_vs_default": improvement(summary, best),
+            }
+            if best
+            else None
+        )
         verdicts = [verdict(summary, j) for j in dict.fromkeys(["blockzero", best]) if j]
     comm = jobs.get("blockzero", next(iter(jobs.values())))["comm"]
     ratios = (
@@ -588,7 +616,8 @@ def report(args: argparse.Namespace) -> None:
         comm["sync_same_params_bytes"] / comm["blockzero_bytes"],
     )
     summary["bytes_ratio"] = {"vs_full_model_sync": ratios[0], "vs_same_params_sync": ratios[1]}
-    args.out_dir.joinpath("summary.json").write_text(json.dumps(summary, indent=2))
+    stored = {k: v for k, v in summary.items() if k != "per_seed"}
+    args.out_dir.joinpath("summary.json").write_text(json.dumps(stored, indent=2))
     png = args.out_dir / "convergence.png"
     plot(summary, records, png)
     best_job = (summary.get("best") or {}).get("job", "-")
