@@ -104,7 +104,7 @@ class MinerSettings(_Section):
     ] = "honest"
     copy_from: str | None = None
     codec: Codec = "bf16"
-    density: float = Field(default=0.03, gt=0, le=0.1)
+    density: float = Field(default=0.05, gt=0, le=0.1)
 
 
 class LoggingSettings(_Section):
