@@ -19,8 +19,8 @@ domain: held-out loss, gain (base - loss), and forgetting: the mean loss change 
 domains caused by the update aimed at one domain (for esft and blockzero, that group's rows alone
 applied to the base; for fft, that domain's model). Bytes sent per worker per cycle are compared
 with per-step gradient synchronization. The sweep varies one recipe setting at a time (H at
-constant K x H, inner lr, outer lr and momentum, miners per group, group selection), BlockZero
-only, on every seed.
+constant K x H, inner lr, outer lr and momentum, miners per group, group selection, the
+validators' forgetting tolerance), BlockZero only, on every seed.
 
 Results are appended as JSON lines (one per job) under --out-dir, so several processes (one per
 seed, say) can run at once and a killed run keeps what it finished; the report reads them all:
@@ -94,6 +94,7 @@ class Recipe(BaseModel):
     outer_lr: float = 0.7
     outer_momentum: float = 0.9
     groups: str = "selected"
+    general_tolerance: float = VALIDATOR["general_tolerance"].default
 
     @property
     def steps_per_domain(self) -> int:
@@ -119,6 +120,7 @@ def sweep(base: Recipe) -> dict[str, Recipe]:
         variants[f"outer={lr:g}/{mu:g}"] = {"outer_lr": lr, "outer_momentum": mu}
     variants |= {f"miners={m}": {"miners": m} for m in (1, 2 * base.miners)}
     variants["groups=contiguous"] = {"groups": "contiguous"}
+    variants["tolerance=0.03"] = {"general_tolerance": 0.03}
     return {name: base.model_copy(update=v) for name, v in variants.items()}
 
 
@@ -281,7 +283,7 @@ def job_blockzero(s: Setting, recipe: Recipe, args: argparse.Namespace) -> dict:
     scorer = ResidentScorer(copy.deepcopy(s.warm), batch_size=64, device=str(s.device))
     momentum: dict[str, torch.Tensor] = {}
     significance = VALIDATOR["significance"].default
-    tolerance = VALIDATOR["general_tolerance"].default
+    tolerance = recipe.general_tolerance
     cycles, judged = [], []
     for cycle in range(recipe.cycles):
         seed = sub_seed(s.seed, "cycle", cycle)
