@@ -93,7 +93,7 @@ class MinerSettings(_Section):
     activation_checkpointing: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(default=8, ge=1)
-    lr: float = Field(default=3e-3, gt=0)
+    lr: float = Field(default=1e-3, gt=0)
     headroom_s: float = Field(default=20.0, ge=0)
     min_train_s: float = Field(default=5.0, gt=0)
     block_time_s: float | None = Field(default=None, gt=0)
@@ -133,8 +133,10 @@ class ValidatorSettings(_Section):
     max_submission_bytes: int = Field(default=1 << 30, gt=0)
     download_timeout_s: float = Field(default=60.0, gt=0)
     download_workers: int = Field(default=4, ge=1)
-    outer_lr: float = Field(default=0.7, gt=0)
-    outer_momentum: float = Field(default=0.9, ge=0, lt=1)
+    # Plain averaging measured best over 3 short runs (docs/benchmarks.md, recipe sweep); a
+    # momentum > 0 makes the outer step Nesterov SGD, as DiLoCo's long runs use.
+    outer_lr: float = Field(default=1.0, gt=0)
+    outer_momentum: float = Field(default=0.0, ge=0, lt=1)
     ema_alpha: float = Field(default=0.3, gt=0, le=1)
     codecs: list[Codec] = Field(default=["bf16", "fp32", "int8", "topk_int8"], min_length=1)
     max_density: float = Field(default=0.1, gt=0, le=1)

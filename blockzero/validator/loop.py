@@ -99,7 +99,11 @@ class Validator:
         self.scorer: ResidentScorer | None = None
         self.revision: str | None = None
         self.momentum: dict[str, torch.Tensor] = {}
-        self.outer = OuterConfig(lr=self.cfg.outer_lr, momentum=self.cfg.outer_momentum)
+        self.outer = OuterConfig(
+            lr=self.cfg.outer_lr,
+            momentum=self.cfg.outer_momentum,
+            nesterov=self.cfg.outer_momentum > 0,
+        )
 
     @property
     def publishes(self) -> bool:

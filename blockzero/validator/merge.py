@@ -2,8 +2,9 @@
 
 Combine: every accepted delta is clipped to the median norm of its group (so one large delta
 cannot dominate) and averaged with weights proportional to its Proof-of-Loss score. The outer step
-(`blockzero.delta.outer`, Nesterov SGD, lr 0.7, momentum 0.9 by default) moves only that group's
-rows and momentum; a group with nothing accepted is not touched, not even by its momentum.
+(`blockzero.delta.outer`: plain averaging by default, Nesterov SGD with momentum > 0) moves only
+that group's rows and momentum; a group with nothing accepted is not touched, not even by its
+momentum.
 
 Gate: deltas of different groups interact (one group's update measured raising another domain's
 loss by 0.14) and Nesterov steps can overshoot, so after all groups stepped the model is checked
@@ -82,6 +83,8 @@ def step_group(
         rows={k: v.clone() for k, v in rows.items()},
         momentum={n: momentum[k].clone() if k in momentum else None for n, k in keys.items()},
         merged={k: v.cpu() for k, v in merged.items()},
+        # Plain averaging already is the merged delta: the gate has no smaller step to retry.
+        plain=cfg.momentum == 0 and cfg.lr == 1.0,
     )
     local = {n: momentum[k] for n, k in keys.items() if k in momentum}
     outer_step(rows, {k: v.cpu() for k, v in merged.items()}, local, cfg)

@@ -81,3 +81,19 @@ def test_gate_keeps_a_step_that_helps(scorer, registry):
     }
     outcome = gate(scorer, undo, eval_sets, base, {}, tolerance=0.01)
     assert outcome[0].startswith("kept"), outcome
+
+
+def test_gate_does_not_retry_a_plain_averaging_step(scorer, registry, monkeypatch):
+    group = registry.group(0)
+    seqs = torch.randint(4, 260, (8, 32), generator=torch.Generator().manual_seed(0))
+    eval_sets = {0: EvalSet(0, "code", list(range(8)), [], seqs, seqs[:0])}
+    base = {0: scorer.losses(seqs)}
+    harmful = {k: torch.randn_like(v) for k, v in read_group_rows(scorer.adapter, group).items()}
+    plain = OuterConfig(lr=1.0, momentum=0.0, nesterov=False)
+    undo = {0: step_group(scorer, group, harmful, {}, plain)}
+    calls = []
+    real = scorer.losses
+    monkeypatch.setattr(scorer, "losses", lambda s: calls.append(1) or real(s))
+    outcome = gate(scorer, undo, eval_sets, base, {}, tolerance=0.01)
+    # The plain step is the merged delta itself: one evaluation, no second try of the same rows.
+    assert outcome[0].startswith("rolled back") and len(calls) == 1
