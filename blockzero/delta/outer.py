@@ -23,6 +23,12 @@ class OuterConfig(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = True
 
+    @classmethod
+    def from_momentum(cls, lr: float, momentum: float) -> "OuterConfig":
+        """Nesterov SGD when there is momentum, plain SGD when there is none (lr 1: averaging).
+        Every caller that maps settings to a step goes through here."""
+        return cls(lr=lr, momentum=momentum, nesterov=momentum > 0)
+
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> "OuterConfig":
         if self.nesterov and self.momentum == 0:

@@ -99,11 +99,7 @@ class Validator:
         self.scorer: ResidentScorer | None = None
         self.revision: str | None = None
         self.momentum: dict[str, torch.Tensor] = {}
-        self.outer = OuterConfig(
-            lr=self.cfg.outer_lr,
-            momentum=self.cfg.outer_momentum,
-            nesterov=self.cfg.outer_momentum > 0,
-        )
+        self.outer = OuterConfig.from_momentum(self.cfg.outer_lr, self.cfg.outer_momentum)
 
     @property
     def publishes(self) -> bool:

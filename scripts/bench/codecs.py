@@ -160,9 +160,7 @@ def run(args) -> dict:
         for s in group_tensor_shapes(MoEAdapter(model), registry.groups[0]).values()
     )
     runs = [Trajectory(spec, model) for spec in args.codecs]
-    outer = OuterConfig(
-        lr=args.outer_lr, momentum=args.outer_momentum, nesterov=args.outer_momentum > 0
-    )
+    outer = OuterConfig.from_momentum(args.outer_lr, args.outer_momentum)
     ref = next(t for t in runs if t.spec == "bf16")
     with tempfile.TemporaryDirectory() as tmp:
         for cycle in range(args.cycles):

@@ -101,9 +101,7 @@ class Recipe(BaseModel):
         return self.miners * self.cycles * self.inner_steps
 
     def outer(self) -> OuterConfig:
-        return OuterConfig(
-            lr=self.outer_lr, momentum=self.outer_momentum, nesterov=self.outer_momentum > 0
-        )
+        return OuterConfig.from_momentum(self.outer_lr, self.outer_momentum)
 
 
 def sweep(base: Recipe) -> dict[str, Recipe]:

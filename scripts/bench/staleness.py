@@ -176,7 +176,7 @@ def merge(b: Bench, deltas, records: list[SubmissionRecord], eval_sets, base) ->
     for r in chosen:
         d = deltas[r.group, int(r.hotkey.removeprefix("miner-"))]
         by_group.setdefault(r.group, []).append(Accepted(r.hotkey, r.score, global_norm(d), d))
-    outer = OuterConfig(lr=b.val.outer_lr, momentum=b.val.outer_momentum)
+    outer = OuterConfig.from_momentum(b.val.outer_lr, b.val.outer_momentum)
     undo = {
         g: step_group(b.scorer, b.registry.group(g), combine(acc), b.momentum, outer)
         for g, acc in sorted(by_group.items())

@@ -77,3 +77,12 @@ def test_pseudo_gradient_is_start_minus_end():
     assert pseudo_gradient(start, end)["a"].equal(torch.tensor([2.0, -1.0]))
     with pytest.raises(ValueError, match="names differ"):
         pseudo_gradient(start, {"b": torch.zeros(2)})
+
+
+def test_from_momentum_is_plain_without_momentum_and_nesterov_with_it():
+    plain = OuterConfig.from_momentum(1.0, 0.0)
+    assert not plain.nesterov
+    params, delta = {"a": torch.ones(3)}, {"a": torch.full((3,), 0.25)}
+    outer_step(params, delta, {}, plain)
+    assert torch.equal(params["a"], torch.full((3,), 0.75))  # averaging: rows - merged delta
+    assert OuterConfig.from_momentum(0.7, 0.9) == OuterConfig()
