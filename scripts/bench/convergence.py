@@ -54,9 +54,9 @@ from blockzero.model.evaluation import sequence_losses
 from blockzero.model.families import MoEAdapter
 from blockzero.model.group_rows import (
     GroupTensors,
+    add_to_group_rows,
     group_tensor_shapes,
     read_group_rows,
-    write_group_rows,
 )
 from blockzero.model.group_training import prepare_group_training
 from blockzero.model.loading import build_model, read_model_config
@@ -225,15 +225,9 @@ def train_group(
 def isolated(s: Setting, group: ExpertGroup, delta: GroupTensors) -> dict[str, float]:
     """Each domain's loss change from one group's update alone, applied to the base."""
     model = copy.deepcopy(s.warm)
-    adapter = MoEAdapter(model)
-    rows = {k: v.to(s.device) for k, v in group_rows_of(s.warm, group).items()}
-    write_group_rows(adapter, group, {k: v - delta[k].to(v.device) for k, v in rows.items()})
+    add_to_group_rows(MoEAdapter(model), group, delta, alpha=-1.0)
     after = s.losses(model)
     return {d: after[d] - s.base[d] for d in after}
-
-
-def group_rows_of(model: torch.nn.Module, group: ExpertGroup) -> GroupTensors:
-    return read_group_rows(MoEAdapter(model), group)
 
 
 def forgetting(changes: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -268,16 +262,14 @@ def job_esft(s: Setting, recipe: Recipe) -> dict:
             s, s.warm, g, recipe, recipe.steps_per_domain, sub_seed(s.seed, "esft", g.id)
         )
         changes[g.domain] = isolated(s, g, delta)
-        rows = group_rows_of(model, g)
-        write_group_rows(
-            MoEAdapter(model), g, {k: v - delta[k].to(v.device) for k, v in rows.items()}
-        )
+        add_to_group_rows(MoEAdapter(model), g, delta, alpha=-1.0)
     return {"losses": s.losses(model), "forgetting": forgetting(changes), "changes": changes}
 
 
 def job_blockzero(s: Setting, recipe: Recipe, args: argparse.Namespace) -> dict:
     """K cycles of the real miner/validator path: train, judge, combine, outer step, gate."""
     groups = s.groups(recipe)
+    registry = s.registries[recipe.groups]
     scorer = ResidentScorer(copy.deepcopy(s.warm), batch_size=64, device=str(s.device))
     momentum: dict[str, torch.Tensor] = {}
     significance = VALIDATOR["significance"].default
@@ -319,9 +311,7 @@ def job_blockzero(s: Setting, recipe: Recipe, args: argparse.Namespace) -> dict:
                         Accepted(f"miner-{m}", j.score, global_norm(delta), delta)
                     )
         stepped = {
-            g: step_group(
-                scorer, next(x for x in groups if x.id == g), combine(acc), momentum, recipe.outer()
-            )
+            g: step_group(scorer, registry.group(g), combine(acc), momentum, recipe.outer())
             for g, acc in sorted(accepted.items())
         }
         outcome = gate(
@@ -337,7 +327,11 @@ def job_blockzero(s: Setting, recipe: Recipe, args: argparse.Namespace) -> dict:
         )
     changes = {
         g.domain: isolated(
-            s, g, pseudo_gradient(group_rows_of(s.warm, g), group_rows_of(scorer.model, g))
+            s,
+            g,
+            pseudo_gradient(
+                read_group_rows(MoEAdapter(s.warm), g), read_group_rows(scorer.adapter, g)
+            ),
         )
         for g in groups
     }
